@@ -1,0 +1,3 @@
+"""All websocket routes of the project, collected in one place for the ASGI router."""
+
+websocket_urlpatterns: list = []
