@@ -195,7 +195,7 @@ def _database_overlaps(document: dict) -> list[str]:
             ).exclude(name__in=in_file)
             for other in others:
                 other_shape = Polygon(other.polygon)
-                for name, index in in_file.items():
+                for index in in_file.values():
                     shape = Polygon(floor_doc["zones"][index]["polygon"])
                     if shape.intersection(other_shape).area > 1e-9:
                         problems.append(

@@ -284,9 +284,12 @@ def validate_site_document(
         for key in ("department", "serial_number", "manufacturer", "model"):
             check.text(asset, key, path)
         check.choice(asset, "status", path, ASSET_STATUSES)
-        if "department" in asset and "departments" in document:
-            if asset["department"] not in departments:
-                check.add(f"{path}.department", f"unknown department {asset['department']!r}")
+        if (
+            "department" in asset
+            and "departments" in document
+            and asset["department"] not in departments
+        ):
+            check.add(f"{path}.department", f"unknown department {asset['department']!r}")
         raw_tag = check.text(asset, "tag", path, max_length=128)
         if raw_tag is not None:
             try:
@@ -358,9 +361,9 @@ def _check_floor(
         check.number(scanner, "path_loss_exponent", s_path, low=1.0, high=6.0)
         check.number(scanner, "rssi_offset_db", s_path, low=-30, high=30)
         check.text(scanner, "description", s_path, max_length=200)
-        if x is not None and y is not None and width and height:
-            if not (0 <= x <= width and 0 <= y <= height):
-                check.add(s_path, f"scanner at ({x}, {y}) lies outside its floor")
+        inside = x is None or y is None or not width or not height
+        if not inside and not (0 <= x <= width and 0 <= y <= height):
+            check.add(s_path, f"scanner at ({x}, {y}) lies outside its floor")
 
     for index, sensor in enumerate(check.items(floor, "sensors", path)):
         s_path = f"{path}.sensors[{index}]"

@@ -127,13 +127,13 @@ class Tag(models.Model):
     def __str__(self) -> str:
         return self.tag_id
 
+    def save(self, *args, **kwargs):
+        self.tag_id = canonical_tag_id(self.tag_id)
+        self.kind = self.tag_id.split(":", 1)[0]
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         try:
             self.tag_id = canonical_tag_id(self.tag_id)
         except ValueError as exc:
             raise ValidationError({"tag_id": str(exc)}) from exc
-
-    def save(self, *args, **kwargs):
-        self.tag_id = canonical_tag_id(self.tag_id)
-        self.kind = self.tag_id.split(":", 1)[0]
-        super().save(*args, **kwargs)
