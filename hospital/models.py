@@ -18,6 +18,7 @@ class ZoneKind(models.TextChoices):
     CLEAN_UTILITY = "clean-utility", "Clean utility room"
     SOILED_UTILITY = "soiled-utility", "Soiled utility room"
     PHARMACY = "pharmacy", "Pharmacy"
+    BLOOD_BANK = "blood-bank", "Blood bank"
     LAB = "lab", "Laboratory"
     OPERATING_ROOM = "operating-room", "Operating room"
     OFFICE = "office", "Office"

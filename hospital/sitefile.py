@@ -28,6 +28,7 @@ ZONE_KINDS = (
     "clean-utility",
     "soiled-utility",
     "pharmacy",
+    "blood-bank",
     "lab",
     "operating-room",
     "office",

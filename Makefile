@@ -1,0 +1,55 @@
+# Wardwise: `make demo` runs the simulated hospital, `make test` runs every check CI runs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages the project needs beyond a stock machine of this kind (browser tests).
+APT_PACKAGES := chromium chromium-driver
+
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wardwise
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+DEMO_PORT ?= 8000
+
+.PHONY: install demo test lint format services bench bench-accuracy migrate apt clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
+
+services:
+	scripts/ensure-services.sh
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+
+## The demo: embedded defaults (SQLite, in-process channel layer and tasks), demo hospital loaded.
+demo: $(STAMP)
+	DEBUG=true $(BIN)/python manage.py demo --port $(DEMO_PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Every check CI runs, against the real PostgreSQL and Redis on 127.0.0.1.
+test: $(STAMP) services lint
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
+
+bench: bench-accuracy
+
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m bench.accuracy
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
