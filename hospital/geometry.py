@@ -36,10 +36,12 @@ def polygon_problem(coords: Sequence[Sequence[float]]) -> str | None:
         polygon = Polygon([(float(x), float(y)) for x, y in coords])
     except (TypeError, ValueError):
         return "points must be [x, y] pairs of numbers"
-    if polygon.area <= 0:
+    if polygon.convex_hull.area <= 0:
         return "has no area"
     if not polygon.exterior.is_simple:
         return "self-intersecting"
+    if polygon.area <= 0:
+        return "has no area"
     if not polygon.is_valid:
         return f"invalid polygon ({shapely.is_valid_reason(polygon)})"
     return None

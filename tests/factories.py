@@ -1,0 +1,98 @@
+"""factory-boy factories shared by the test suite."""
+
+import factory
+
+from environment.models import Sensor, ThresholdProfile
+from hospital.models import Building, Department, Floor, Site, Zone
+from tracking.models import Asset, AssetType, Scanner, Tag
+
+
+class SiteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Site
+        django_get_or_create = ("name",)
+
+    name = "Test General"
+
+
+class BuildingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Building
+
+    site = factory.SubFactory(SiteFactory)
+    name = factory.Sequence(lambda n: f"Building {n}")
+
+
+class FloorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Floor
+
+    building = factory.SubFactory(BuildingFactory)
+    name = factory.Sequence(lambda n: f"Level {n}")
+    level = factory.Sequence(lambda n: n)
+    width_m = 40.0
+    height_m = 20.0
+
+
+class DepartmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Department
+
+    name = factory.Sequence(lambda n: f"Department {n}")
+
+
+class ZoneFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Zone
+
+    floor = factory.SubFactory(FloorFactory)
+    name = factory.Sequence(lambda n: f"Room {n}")
+    kind = "room"
+    polygon = factory.LazyFunction(lambda: [[0, 0], [5, 0], [5, 5], [0, 5]])
+
+
+class ScannerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Scanner
+
+    serial = factory.Sequence(lambda n: f"scanner-{n}")
+    floor = factory.SubFactory(FloorFactory)
+    x = 2.5
+    y = 2.5
+
+
+class AssetTypeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AssetType
+        django_get_or_create = ("slug",)
+
+    slug = "infusion-pump"
+    name = "Infusion pump"
+
+
+class AssetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Asset
+
+    name = factory.Sequence(lambda n: f"Pump {n}")
+    asset_type = factory.SubFactory(AssetTypeFactory)
+
+
+class TagFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tag
+
+    tag_id = factory.Sequence(lambda n: f"ibeacon:f7826da6-4fa2-4e98-8024-bc5b71e0893e:9:{n}")
+    asset = factory.SubFactory(AssetFactory)
+
+
+class SensorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Sensor
+
+    serial = factory.Sequence(lambda n: f"fridge-{n}")
+    kind = "refrigerator"
+    zone = factory.SubFactory(ZoneFactory)
+    profile = factory.LazyFunction(
+        lambda: ThresholdProfile.objects.get(slug="vaccine-refrigerator")
+    )
