@@ -132,3 +132,46 @@ class Zone(models.Model):
         for other in Zone.objects.filter(floor_id=self.floor_id).exclude(pk=self.pk):
             if shape.intersection(Polygon(other.polygon)).area > 1e-9:
                 raise ValidationError({"polygon": f"overlaps zone {other.name!r}"})
+
+
+class DeviceToken(models.Model):
+    """A credential of one scanner gateway or one sensor. Only a hash of the secret is stored;
+    the plaintext is shown once when the token is issued (hospital.devices.issue_token)."""
+
+    scanner = models.ForeignKey(
+        "tracking.Scanner",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="tokens",
+    )
+    sensor = models.ForeignKey(
+        "environment.Sensor",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="tokens",
+    )
+    lookup = models.CharField(max_length=16, unique=True, help_text="Public prefix of the token.")
+    secret_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(scanner__isnull=False, sensor__isnull=True)
+                    | models.Q(scanner__isnull=True, sensor__isnull=False)
+                ),
+                name="device_token_has_one_owner",
+            )
+        ]
+
+    def __str__(self) -> str:
+        owner = self.scanner or self.sensor
+        state = "revoked" if self.revoked_at else "active"
+        return f"{owner} token {self.lookup}… ({state})"

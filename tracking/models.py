@@ -137,3 +137,102 @@ class Tag(models.Model):
             self.tag_id = canonical_tag_id(self.tag_id)
         except ValueError as exc:
             raise ValidationError({"tag_id": str(exc)}) from exc
+
+
+class Presence(models.TextChoices):
+    PRESENT = "present", "Present"
+    MISSING = "missing", "Missing"
+    NEVER_SEEN = "never-seen", "Never seen"
+
+
+class AssetLocation(models.Model):
+    """Where an asset is now: one row per asset, overwritten by every position update."""
+
+    asset = models.OneToOneField(Asset, on_delete=models.CASCADE, related_name="location")
+    floor = models.ForeignKey(Floor, on_delete=models.SET_NULL, null=True, related_name="+")
+    zone = models.ForeignKey(
+        "hospital.Zone", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    x = models.FloatField()
+    y = models.FloatField()
+    accuracy_m = models.FloatField()
+    estimated_at = models.DateTimeField(help_text="Event time the estimate holds for.")
+    last_seen_at = models.DateTimeField(help_text="Event time of the newest reading of the tag.")
+    presence = models.CharField(
+        max_length=16, choices=Presence.choices, default=Presence.PRESENT, db_index=True
+    )
+
+    def __str__(self) -> str:
+        return f"{self.asset} @ {self.zone or self.floor}"
+
+
+class PositionSample(models.Model):
+    """Compact position history: at most one row per asset per sampling interval."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="positions")
+    ts = models.DateTimeField()
+    floor = models.ForeignKey(Floor, on_delete=models.CASCADE, related_name="+")
+    zone = models.ForeignKey(
+        "hospital.Zone", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    x = models.FloatField()
+    y = models.FloatField()
+    accuracy_m = models.FloatField()
+
+    class Meta:
+        ordering = ["asset", "ts"]
+        indexes = [models.Index(fields=["asset", "-ts"]), models.Index(fields=["ts"])]
+
+    def __str__(self) -> str:
+        return f"{self.asset} {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class ZoneStay(models.Model):
+    """An asset's stay in a zone: entered, left (null while it is still there)."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="zone_stays")
+    zone = models.ForeignKey("hospital.Zone", on_delete=models.CASCADE, related_name="stays")
+    entered_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["asset", "-entered_at"]
+        indexes = [
+            models.Index(fields=["asset", "-entered_at"]),
+            models.Index(fields=["zone", "-entered_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset"],
+                condition=models.Q(left_at__isnull=True),
+                name="one_open_stay_per_asset",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset} in {self.zone} from {self.entered_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def dwell_s(self) -> float | None:
+        if self.left_at is None:
+            return None
+        return (self.left_at - self.entered_at).total_seconds()
+
+
+class ScannerHealth(models.Model):
+    """What a scanner's agent last told us about itself (heartbeat) and what we saw of it."""
+
+    scanner = models.OneToOneField(Scanner, on_delete=models.CASCADE, related_name="health")
+    online = models.BooleanField(default=False, db_index=True)
+    agent_version = models.CharField(max_length=64, blank=True)
+    uptime_s = models.FloatField(null=True, blank=True)
+    spool_depth = models.PositiveIntegerField(null=True, blank=True)
+    spool_dropped = models.PositiveBigIntegerField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    last_batch_at = models.DateTimeField(null=True, blank=True)
+    readings_accepted = models.PositiveBigIntegerField(default=0)
+    readings_rejected = models.PositiveBigIntegerField(default=0)
+    details = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.scanner} ({'online' if self.online else 'offline'})"

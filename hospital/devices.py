@@ -1,0 +1,143 @@
+"""Device credentials for scanner gateways and sensors.
+
+A token is `ww_<lookup>_<secret>`: the lookup part finds the row, the secret is checked against a
+SHA-256 hash in constant time. The secret carries 256 random bits, so a fast hash is enough (no
+password-stretching needed: there is nothing to brute-force). Issuing a token revokes the owner's
+previous ones, so `manage.py scanner_token SERIAL` is also the rotation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import authentication, exceptions, permissions
+
+from hospital.models import DeviceToken
+
+TOKEN_PREFIX = "ww"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def issue_token(*, scanner=None, sensor=None) -> str:
+    """A new token for the scanner or the sensor, revoking the ones it had. Returns plaintext."""
+    if (scanner is None) == (sensor is None):
+        raise ValueError("a token belongs to exactly one scanner or one sensor")
+    owner = {"scanner": scanner} if scanner is not None else {"sensor": sensor}
+    DeviceToken.objects.filter(**owner, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    lookup = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    DeviceToken.objects.create(**owner, lookup=lookup, secret_hash=_hash(secret))
+    return f"{TOKEN_PREFIX}_{lookup}_{secret}"
+
+
+def revoke_tokens(*, scanner=None, sensor=None) -> int:
+    owner = {"scanner": scanner} if scanner is not None else {"sensor": sensor}
+    return DeviceToken.objects.filter(**owner, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
+def verify_token(presented: str) -> DeviceToken | None:
+    """The active token row matching the presented string, or None."""
+    parts = presented.split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return None
+    _, lookup, secret = parts
+    token = (
+        DeviceToken.objects.select_related("scanner", "sensor")
+        .filter(lookup=lookup, revoked_at__isnull=True)
+        .first()
+    )
+    if token is None:
+        _hash(secret)  # same work whether or not the lookup exists
+        return None
+    if not hmac.compare_digest(token.secret_hash, _hash(secret)):
+        return None
+    return token
+
+
+@dataclass(frozen=True)
+class Device:
+    """The principal of a request made with a device token. It is no User: every human
+    permission (roles) refuses it, and device permissions refuse humans."""
+
+    token: DeviceToken
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    @property
+    def scanner(self):
+        return self.token.scanner
+
+    @property
+    def sensor(self):
+        return self.token.sensor
+
+    @property
+    def pk(self):
+        return None
+
+    def __str__(self) -> str:
+        return f"device:{self.token.scanner or self.token.sensor}"
+
+
+class DeviceTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Token"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Token <token>'")
+        try:
+            presented = header[1].decode()
+        except UnicodeError as exc:
+            raise exceptions.AuthenticationFailed("token is not valid text") from exc
+        token = verify_token(presented)
+        if token is None:
+            raise exceptions.AuthenticationFailed("invalid or revoked device token")
+        self._record_use(token, request)
+        return Device(token), token
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+    @staticmethod
+    def _record_use(token: DeviceToken, request) -> None:
+        now = timezone.now()
+        if token.last_used_at and now - token.last_used_at < LAST_USED_RESOLUTION:
+            return
+        token.last_used_at = now
+        token.last_used_ip = request.META.get("REMOTE_ADDR") or None
+        DeviceToken.objects.filter(pk=token.pk).update(
+            last_used_at=now, last_used_ip=token.last_used_ip
+        )
+
+
+class IsScannerDevice(permissions.BasePermission):
+    message = "this endpoint needs a scanner gateway's device token"
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, Device) and request.user.scanner is not None
+
+
+class IsSensorOrScannerDevice(permissions.BasePermission):
+    message = "this endpoint needs a sensor's or a scanner gateway's device token"
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, Device)
