@@ -20,7 +20,7 @@ from rest_framework import authentication, exceptions, permissions
 
 from hospital.models import DeviceToken
 
-TOKEN_PREFIX = "ww"
+CREDENTIAL_MARK = "ww"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -38,7 +38,7 @@ def issue_token(*, scanner=None, sensor=None) -> str:
     lookup = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     DeviceToken.objects.create(**owner, lookup=lookup, secret_hash=_hash(secret))
-    return f"{TOKEN_PREFIX}_{lookup}_{secret}"
+    return f"{CREDENTIAL_MARK}_{lookup}_{secret}"
 
 
 def revoke_tokens(*, scanner=None, sensor=None) -> int:
@@ -51,7 +51,7 @@ def revoke_tokens(*, scanner=None, sensor=None) -> int:
 def verify_token(presented: str) -> DeviceToken | None:
     """The active token row matching the presented string, or None."""
     parts = presented.split("_", 2)
-    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+    if len(parts) != 3 or parts[0] != CREDENTIAL_MARK:
         return None
     _, lookup, secret = parts
     token = (
