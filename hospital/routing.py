@@ -1,3 +1,9 @@
 """All websocket routes of the project, collected in one place for the ASGI router."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from tracking.consumers import FloorConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/floors/<int:floor_id>/", FloorConsumer.as_asgi(), name="ws-floor"),
+]

@@ -37,6 +37,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from exc
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
@@ -201,6 +211,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "hospital.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Wardwise API",
@@ -243,4 +254,36 @@ WARDWISE = {
     "SCANNER_OFFLINE_AFTER_S": env_int("WARDWISE_SCANNER_OFFLINE_AFTER_S", 5 * 60),
     # Days of compact position history kept in the database.
     "POSITION_HISTORY_DAYS": env_int("WARDWISE_POSITION_HISTORY_DAYS", 90),
+    # A new history row is written when this much event time has passed (or the zone changed,
+    # or the asset moved more than POSITION_SAMPLE_MOVE_M).
+    "POSITION_SAMPLE_INTERVAL_S": env_int("WARDWISE_POSITION_SAMPLE_INTERVAL_S", 60),
+    "POSITION_SAMPLE_MOVE_M": env_float("WARDWISE_POSITION_SAMPLE_MOVE_M", 2.0),
+    # Shards of the tag space; each is processed by one worker at a time, in event-time order.
+    "SHARDS": env_int("WARDWISE_SHARDS", 16),
+    # Raw readings kept per shard stream in Redis (bounded retention).
+    "STREAM_MAXLEN": env_int("WARDWISE_STREAM_MAXLEN", 200_000),
+    # Readings are held back this long in event time so slow scanners' readings of the same
+    # moment still arrive in order; a reading waits at most HOLD_MAX_S of wall time.
+    "LATE_ALLOWANCE_S": env_float("WARDWISE_LATE_ALLOWANCE_S", 0.5),
+    "HOLD_MAX_S": env_float("WARDWISE_HOLD_MAX_S", 1.5),
+    # Ingestion limits: readings per batch, body size, clock skew, age, requests per second.
+    "MAX_BATCH_READINGS": env_int("WARDWISE_MAX_BATCH_READINGS", 5000),
+    "MAX_BODY_BYTES": env_int("WARDWISE_MAX_BODY_BYTES", 1024 * 1024),
+    "MAX_FUTURE_SKEW_S": env_int("WARDWISE_MAX_FUTURE_SKEW_S", 60),
+    "MAX_READING_AGE_S": env_int("WARDWISE_MAX_READING_AGE_S", 24 * 3600),
+    "DEVICE_RATE_PER_S": env_int("WARDWISE_DEVICE_RATE_PER_S", 20),
+    # Learn scanner calibration online in the workers (off: offsets come from the database,
+    # maintained by `manage.py calibrate_scanners`; see docs/localization.md).
+    "SELF_CALIBRATION": env_bool("WARDWISE_SELF_CALIBRATION", False),
 }
+
+# Observability (hospital/observability.py, docs/api.md): LOG_FORMAT=json for one JSON object per
+# log line; /metrics answers only a bearer token equal to METRICS_TOKEN (off when unset).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower() or "plain"
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json")
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "hospital.observability.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+HEALTH_WORKER_PING_TIMEOUT_S = env_float("WARDWISE_HEALTH_PING_TIMEOUT_S", 1.0)

@@ -1,0 +1,1 @@
+"""Benchmarks for Wardwise (run each as `python -m bench.<name>`)."""

@@ -1,0 +1,375 @@
+"""Accuracy benchmark: our localization engine against three baselines on simulated hospitals.
+
+    python -m bench.accuracy            # full run (several seeds per scenario), ~minutes
+    python -m bench.accuracy --quick    # one seed, shorter traces
+
+For every scenario and seed the radio simulator (tracking.simulation) writes a site, a trace CSV
+and the ground truth; the engine replays the CSV exactly as `manage.py replay` does (CSV parsing
+included in its readings/s), and the baselines (bench/baselines.py) run on the same readings.
+Results are printed and saved to bench/results/accuracy.json and accuracy.md.
+
+Metrics are sampled once per tag per advertisement against the truth at that moment, using each
+method's latest estimate (so a slow or lagging method pays for it):
+
+- median / p90 error (m), over samples where the floor is right;
+- floor accuracy, room accuracy (estimated zone == true zone, wrong floor counts as wrong);
+- coverage: share of samples having an estimate at most 10 s old;
+- 1-sigma coverage: share of samples whose error is within the reported accuracy_m (target 68 %);
+- Cramer-Rao bound RMSE >= 0.46 (sigma/n) d / sqrt(N), with sigma the total per-reading spread,
+  n the path-loss exponent, d the mean distance to the N scanners that hear an advertisement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.baselines import BASELINES, Baseline
+from tracking.localization import EngineConfig, LocalizationEngine, Reading, SiteSpec
+from tracking.localization.replay import replay_file
+from tracking.simulation.layout import generate_hospital
+from tracking.simulation.radio import RadioConfig, RadioSimulator, write_trace
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+STALE_ESTIMATE_S = 10.0
+WARM_UP_S = 10.0
+METHODS = ("engine", *BASELINES)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    floors: int
+    scanner_policy: str
+    radio: RadioConfig
+    assets_per_floor: int = 30
+
+
+def scenarios() -> list[Scenario]:
+    return [
+        Scenario(
+            "per-room-4dB",
+            "one scanner per room, 4 dB shadowing, 20 % packet loss",
+            1,
+            "per-room",
+            RadioConfig(shadowing_sigma_db=4.0, packet_loss=0.2),
+        ),
+        Scenario(
+            "per-two-rooms-4dB",
+            "one scanner per two rooms + corridor scanners, 4 dB shadowing",
+            1,
+            "per-two-rooms",
+            RadioConfig(shadowing_sigma_db=4.0, packet_loss=0.2),
+        ),
+        Scenario(
+            "harsh-7dB-50loss",
+            "one scanner per room, 7 dB shadowing, 50 % packet loss",
+            1,
+            "per-room",
+            RadioConfig(shadowing_sigma_db=7.0, packet_loss=0.5),
+        ),
+        Scenario(
+            "two-floors",
+            "two floors, one scanner per room, 4 dB, assets take the lift",
+            2,
+            "per-room",
+            RadioConfig(shadowing_sigma_db=4.0, packet_loss=0.2, other_floor_probability=0.5),
+            assets_per_floor=20,
+        ),
+    ]
+
+
+def _truth_index(truth):
+    by_tag: dict[str, list] = {}
+    for row in truth:
+        by_tag.setdefault(row.tag, []).append(row)
+    return by_tag
+
+
+def evaluate(site: SiteSpec, truth, estimates) -> dict[str, float]:
+    """Score a method's estimates against the truth (see module docstring)."""
+    by_tag: dict[str, list] = {}
+    for estimate in estimates:
+        by_tag.setdefault(estimate.tag, []).append(estimate)
+    start = min(row.ts for row in truth) + WARM_UP_S
+    errors, within, floor_ok, room_ok, covered, samples = [], [], 0, 0, 0, 0
+    for tag, rows in _truth_index(truth).items():
+        tag_estimates = sorted(by_tag.get(tag, []), key=lambda e: e.ts)
+        times = np.array([e.ts for e in tag_estimates])
+        for row in rows:
+            if row.ts < start:
+                continue
+            samples += 1
+            i = int(np.searchsorted(times, row.ts, side="right")) - 1
+            if i < 0 or row.ts - times[i] > STALE_ESTIMATE_S:
+                continue
+            covered += 1
+            estimate = tag_estimates[i]
+            if estimate.floor != row.floor:
+                continue
+            floor_ok += 1
+            room_ok += estimate.zone == row.zone
+            error = math.hypot(estimate.x - row.x, estimate.y - row.y)
+            errors.append(error)
+            within.append(error <= estimate.accuracy_m)
+    errors_array = np.array(errors) if errors else np.array([math.nan])
+    return {
+        "median_m": float(np.median(errors_array)),
+        "p90_m": float(np.percentile(errors_array, 90)),
+        "floor_accuracy": floor_ok / max(covered, 1),
+        "room_accuracy": room_ok / max(covered, 1),
+        "coverage": covered / max(samples, 1),
+        "sigma_coverage": float(np.mean(within)) if within else math.nan,
+    }
+
+
+def cramer_rao(simulator: RadioSimulator, readings, truth, config: RadioConfig) -> float:
+    """0.46 (sigma/n) d / sqrt(N) averaged over advertisements (d, N from who heard them)."""
+    positions = {(row.tag, round(row.ts, 3)): row for row in truth}
+    scanners = {s.serial: s for s in simulator.site.scanners}
+    heard: dict[tuple[str, float], list[float]] = {}
+    for reading in readings:
+        key = (reading.tag, round(reading.ts - (reading.ts * 1000 % 1000 % 1) / 1000, 3))
+        heard.setdefault(key, [])
+    per_advert: dict[tuple[str, float], list[float]] = {}
+    truth_by_tag = _truth_index(truth)
+    times = {tag: np.array([r.ts for r in rows]) for tag, rows in truth_by_tag.items()}
+    for reading in readings:
+        rows = truth_by_tag[reading.tag]
+        i = int(np.searchsorted(times[reading.tag], reading.ts, side="right")) - 1
+        row = rows[max(i, 0)]
+        scanner = scanners[reading.scanner]
+        if scanner.floor != row.floor:
+            continue
+        distance = math.hypot(scanner.x - row.x, scanner.y - row.y)
+        per_advert.setdefault((row.tag, row.ts), []).append(distance)
+    del positions, heard
+    fading_sigma = 5.6 / math.sqrt(1 + config.rician_k)
+    sigma = math.sqrt(config.shadowing_sigma_db**2 + fading_sigma**2)
+    bounds = [
+        0.46 * (sigma / config.exponent_mean) * statistics.fmean(d) / math.sqrt(len(d))
+        for d in per_advert.values()
+        if len(d) >= 3
+    ]
+    return statistics.fmean(bounds) if bounds else math.nan
+
+
+def run_scenario(scenario: Scenario, seed: int, duration_s: float, workdir: Path) -> dict:
+    document = generate_hospital(
+        floors=scenario.floors,
+        scanner_policy=scenario.scanner_policy,
+        assets_per_floor=scenario.assets_per_floor,
+        seed=seed,
+    )
+    simulator = RadioSimulator(document, scenario.radio, seed=seed)
+    readings, truth = simulator.run(duration_s)
+    trace_path = workdir / f"{scenario.name}-{seed}.csv"
+    write_trace(trace_path, readings)
+    site = SiteSpec.from_document(document)
+    results: dict[str, dict] = {}
+    out_path = workdir / f"{scenario.name}-{seed}-estimates.csv"
+    started = time.perf_counter()
+    with open(trace_path, newline="") as trace, open(out_path, "w", newline="") as out:
+        replay_file(site, trace, out, mobility_for_tag=simulator.mobility_for_tag)
+    elapsed = time.perf_counter() - started
+    engine_estimates = read_estimates(out_path)
+    results["engine"] = evaluate(site, truth, engine_estimates)
+    results["engine"]["readings_per_s"] = len(readings) / elapsed
+    for method in BASELINES:
+        baseline = Baseline(site, method)
+        started = time.perf_counter()
+        estimates = []
+        for r in readings:
+            estimate = baseline.process(r.ts, r.scanner, r.tag, r.rssi)
+            if estimate is not None:
+                estimates.append(estimate)
+        elapsed = time.perf_counter() - started
+        results[method] = evaluate(site, truth, estimates)
+        results[method]["readings_per_s"] = len(readings) / elapsed
+    return {
+        "methods": results,
+        "readings": len(readings),
+        "tags": len(simulator.tags),
+        "cramer_rao_rmse_m": cramer_rao(simulator, readings, truth, scenario.radio),
+    }
+
+
+def read_estimates(path: Path):
+    from tracking.localization import Estimate
+    from tracking.localization.replay import parse_ts
+
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        return [
+            Estimate(
+                parse_ts(row["ts"])[0],
+                row["tag"],
+                row["floor"],
+                float(row["x"]),
+                float(row["y"]),
+                row["zone"],
+                float(row["accuracy_m"]),
+            )
+            for row in reader
+        ]
+
+
+def aggregate(runs: list[dict]) -> dict:
+    """Mean of each metric over seeds (readings/s: median)."""
+    methods = {}
+    for method in METHODS:
+        keys = runs[0]["methods"][method].keys()
+        methods[method] = {
+            key: (
+                statistics.median(run["methods"][method][key] for run in runs)
+                if key == "readings_per_s"
+                else statistics.fmean(run["methods"][method][key] for run in runs)
+            )
+            for key in keys
+        }
+    return {
+        "methods": methods,
+        "seeds": len(runs),
+        "readings": sum(run["readings"] for run in runs),
+        "cramer_rao_rmse_m": statistics.fmean(run["cramer_rao_rmse_m"] for run in runs),
+        "per_seed": runs,
+    }
+
+
+def memory_for_tags(tag_count: int, seconds: float = 12.0) -> dict[str, float]:
+    """Peak Python heap (tracemalloc) for an engine tracking `tag_count` tags on the demo site."""
+    document = generate_hospital(floors=2, scanner_policy="per-room", assets_per_floor=10, seed=0)
+    site = SiteSpec.from_document(document)
+    scanners = [s for s in site.scanners if s.floor == site.floors[0].name]
+    rng = np.random.default_rng(0)
+    tracemalloc.start()
+    engine = LocalizationEngine(site, EngineConfig())
+    baseline, _ = tracemalloc.get_traced_memory()
+    t0 = 1_700_000_000.0
+    for step in range(int(seconds)):
+        for tag_number in range(tag_count):
+            tag = f"mac:02:00:00:{tag_number >> 16 & 255:02X}:{tag_number >> 8 & 255:02X}:{tag_number & 255:02X}"
+            centre = scanners[tag_number % len(scanners)]
+            for scanner in scanners[:40:4]:
+                distance = math.hypot(scanner.x - centre.x, scanner.y - centre.y) + 1.0
+                rssi = -59 - 20 * math.log10(distance) + rng.normal(0, 4)
+                engine.process(Reading(t0 + step + tag_number * 1e-5, scanner.serial, tag, rssi))
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {
+        "tags": tag_count,
+        "engine_heap_mb": (current - baseline) / 1e6,
+        "peak_heap_mb": peak / 1e6,
+        "bytes_per_tag": (current - baseline) / tag_count,
+    }
+
+
+COLUMNS = (
+    ("median_m", "median m", "{:.2f}"),
+    ("p90_m", "p90 m", "{:.2f}"),
+    ("floor_accuracy", "floor", "{:.1%}"),
+    ("room_accuracy", "room", "{:.1%}"),
+    ("coverage", "coverage", "{:.1%}"),
+    ("sigma_coverage", "1σ cov.", "{:.1%}"),
+    ("readings_per_s", "readings/s", "{:,.0f}"),
+)
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "# Localization accuracy benchmark",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Seeds per scenario: {report['seeds']}, trace length {report['duration_s']:.0f} s each.",
+        "",
+    ]
+    for name, result in report["scenarios"].items():
+        lines += [
+            f"## {name}: {result['description']}",
+            "",
+            f"{result['readings']:,} readings in all seeds; Cramer-Rao bound RMSE "
+            f">= {result['cramer_rao_rmse_m']:.2f} m",
+            "",
+            "| method | " + " | ".join(label for _k, label, _f in COLUMNS) + " |",
+            "|---|" + "---|" * len(COLUMNS),
+        ]
+        for method in METHODS:
+            values = result["methods"][method]
+            cells = []
+            for key, _label, fmt in COLUMNS:
+                value = values.get(key, math.nan)
+                no_sigma = key == "sigma_coverage" and method != "engine"
+                cells.append("n/a" if no_sigma or value != value else fmt.format(value))
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    memory = report.get("memory")
+    if memory:
+        lines += [
+            "## Memory",
+            "",
+            f"{memory['tags']:,} tags tracked: engine state {memory['engine_heap_mb']:.1f} MB "
+            f"({memory['bytes_per_tag']:,.0f} bytes per tag), peak Python heap "
+            f"{memory['peak_heap_mb']:.1f} MB.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one seed, 300 s traces")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds per trace")
+    parser.add_argument("--only", help="run only the scenario with this name")
+    parser.add_argument("--memory-tags", type=int, default=10_000)
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args(argv)
+    seeds = 1 if args.quick else args.seeds
+    duration = 300.0 if args.quick else args.duration
+    report = {
+        "command": "python -m bench.accuracy " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "seeds": seeds,
+        "duration_s": duration,
+        "scenarios": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for scenario in scenarios():
+            if args.only and scenario.name != args.only:
+                continue
+            runs = [
+                run_scenario(scenario, 101 + seed, duration, Path(tmp)) for seed in range(seeds)
+            ]
+            result = aggregate(runs)
+            result["description"] = scenario.description
+            report["scenarios"][scenario.name] = result
+            print(markdown({**report, "scenarios": {scenario.name: result}}).split("\n", 4)[4])
+            sys.stdout.flush()
+    if args.memory_tags:
+        report["memory"] = memory_for_tags(args.memory_tags)
+    text = markdown(report)
+    print(text.split("## Memory")[-1] if "memory" in report else "")
+    if not args.no_save:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        for result in report["scenarios"].values():
+            result.pop("per_seed", None)
+        (RESULTS_DIR / "accuracy.json").write_text(json.dumps(report, indent=2) + "\n")
+        (RESULTS_DIR / "accuracy.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())

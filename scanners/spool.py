@@ -1,0 +1,201 @@
+"""On-disk store-and-forward spool of upload batches (SQLite, WAL).
+
+Batches, not single readings, are stored: a batch keeps its id across restarts, so a resend after
+a lost `202` carries the same id and the server does not count it twice.
+
+Durability: WAL with `synchronous=FULL` fsyncs the log at every commit, so a batch that `put`
+returned is on stable storage and survives power loss, not only a process crash (`NORMAL` in WAL
+mode may lose the last commits on power loss). A commit happens once per batch (about once a
+second), a cost even SD cards absorb; environmental readings are compliance records, so the
+stronger guarantee is worth it.
+"""
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+KINDS = ("rssi", "environment")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    created REAL NOT NULL,
+    readings INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class SpooledBatch:
+    seq: int
+    batch_id: str
+    kind: str
+    created: float
+    readings: list[dict]
+    attempts: int
+
+    @property
+    def count(self) -> int:
+        return len(self.readings)
+
+
+@dataclass(frozen=True)
+class SpoolDepth:
+    batches: int
+    readings: int
+    bytes: int
+
+
+class Spool:
+    """Bounded FIFO of batches. When full, the oldest RSSI batches go first, then the oldest
+    environmental ones: a stale position is worth less than a cold-chain compliance record."""
+
+    def __init__(self, path: str | Path, max_bytes: int = 64 * 1024 * 1024):
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = self._open()
+        self._bytes = self._conn.execute("SELECT COALESCE(SUM(size), 0) FROM batches").fetchone()[0]
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if verdict != "ok":
+            conn.close()
+            quarantine = self.path.with_suffix(f".corrupt-{int(time.time())}")
+            log.critical("spool %s failed its check (%s); moved aside", self.path, verdict)
+            self.path.rename(quarantine)
+            for suffix in ("-wal", "-shm"):
+                sidecar = Path(f"{self.path}{suffix}")
+                if sidecar.exists():
+                    sidecar.rename(Path(f"{quarantine}{suffix}"))
+            return self._open()
+        conn.executescript(_SCHEMA)
+        return conn
+
+    def put(self, kind: str, readings: list[dict], batch_id: str | None = None) -> str:
+        """Store a batch durably; returns its id. May evict old batches to stay under max_bytes."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown batch kind {kind!r}")
+        batch_id = batch_id or uuid.uuid4().hex
+        body = json.dumps(readings, separators=(",", ":"))
+        size = len(body)
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT INTO batches (batch_id, kind, created, readings, size, body)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (batch_id, kind, time.time(), len(readings), size, body),
+                )
+                total = self._bytes + size
+                total -= self._evict_locked(total)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._bytes = total
+        return batch_id
+
+    def _evict_locked(self, total: int) -> int:
+        freed = 0
+        while total - freed > self.max_bytes:
+            row = self._conn.execute(
+                "SELECT seq, kind, readings, size FROM batches"
+                " ORDER BY kind = 'environment', seq LIMIT 1"
+            ).fetchone()
+            if row is None:
+                break
+            seq, kind, readings, size = row
+            if total - freed - size <= 0:
+                break
+            self._conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+            self._bump_locked(f"evicted_readings_{kind}", readings)
+            self._bump_locked("evicted_batches", 1)
+            log.warning("spool full: evicted oldest %s batch of %d readings", kind, readings)
+            freed += size
+        return freed
+
+    def peek(self, limit: int = 1) -> list[SpooledBatch]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, batch_id, kind, created, body, attempts FROM batches"
+                " ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            SpooledBatch(seq, batch_id, kind, created, json.loads(body), attempts)
+            for seq, batch_id, kind, created, body, attempts in rows
+        ]
+
+    def mark_attempt(self, seq: int) -> None:
+        with self._lock:
+            self._conn.execute("UPDATE batches SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+
+    def remove(self, seq: int, counter: str | None = None) -> None:
+        """Delete a batch once the server took it (or refused it for good, counted in `counter`)."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT readings, size FROM batches WHERE seq = ?", (seq,)
+                ).fetchone()
+                if row is not None:
+                    conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+                    if counter:
+                        self._bump_locked(counter, row[0])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            if row is not None:
+                self._bytes -= row[1]
+
+    def bump(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._bump_locked(name, amount)
+
+    def _bump_locked(self, name: str, amount: int) -> None:
+        self._conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, amount),
+        )
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._conn.execute("SELECT name, value FROM counters").fetchall())
+
+    def depth(self) -> SpoolDepth:
+        with self._lock:
+            batches, readings = self._conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(readings), 0) FROM batches"
+            ).fetchone()
+            return SpoolDepth(batches, readings, self._bytes)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,195 @@
+"""Read-only representations. Every related object they touch is loaded by tracking.api.queries."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from hospital.models import Building, Floor, Zone
+from tracking.models import (
+    Asset,
+    AssetLocation,
+    AssetType,
+    PositionSample,
+    Presence,
+    Scanner,
+    ScannerHealth,
+    ZoneStay,
+)
+
+
+class AssetTypeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AssetType
+        fields = ["id", "slug", "name", "mobility"]
+
+
+class LocationSerializer(serializers.ModelSerializer):
+    floor = serializers.CharField(source="floor.name", allow_null=True, default=None)
+    zone = serializers.CharField(source="zone.name", allow_null=True, default=None)
+    last_seen = serializers.DateTimeField(source="last_seen_at")
+
+    class Meta:
+        model = AssetLocation
+        fields = [
+            "floor_id",
+            "floor",
+            "zone_id",
+            "zone",
+            "x",
+            "y",
+            "accuracy_m",
+            "estimated_at",
+            "last_seen",
+            "presence",
+        ]
+
+
+class AssetSerializer(serializers.ModelSerializer):
+    type = serializers.CharField(source="asset_type.slug")
+    type_name = serializers.CharField(source="asset_type.name")
+    department = serializers.CharField(source="department.name", allow_null=True, default=None)
+    tag_id = serializers.CharField(source="tag.tag_id", allow_null=True, default=None)
+    battery_pct = serializers.FloatField(source="tag.battery_pct", allow_null=True, default=None)
+    presence = serializers.ChoiceField(
+        source="location.presence", choices=Presence.choices, default=Presence.NEVER_SEEN
+    )
+    location = LocationSerializer(allow_null=True, help_text="Null until first located.")
+
+    class Meta:
+        model = Asset
+        fields = [
+            "id",
+            "name",
+            "type",
+            "type_name",
+            "status",
+            "department_id",
+            "department",
+            "serial_number",
+            "manufacturer",
+            "model",
+            "tag_id",
+            "battery_pct",
+            "presence",
+            "location",
+        ]
+
+
+class PositionSampleSerializer(serializers.ModelSerializer):
+    zone = serializers.CharField(source="zone.name", allow_null=True, default=None)
+
+    class Meta:
+        model = PositionSample
+        fields = ["ts", "floor_id", "zone_id", "zone", "x", "y", "accuracy_m"]
+
+
+class ZoneStaySerializer(serializers.ModelSerializer):
+    zone = serializers.CharField(source="zone.name")
+    floor_id = serializers.IntegerField(source="zone.floor_id")
+    ongoing = serializers.SerializerMethodField()
+    dwell_s = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ZoneStay
+        fields = ["id", "zone_id", "zone", "floor_id", "entered_at", "left_at", "ongoing", "dwell_s"]
+
+    def get_ongoing(self, stay: ZoneStay) -> bool:
+        return stay.left_at is None
+
+    def get_dwell_s(self, stay: ZoneStay) -> float:
+        """Seconds in the zone; for the stay still going on, up to now."""
+        end = stay.left_at or self.context.get("now") or timezone.now()
+        return max(0.0, (end - stay.entered_at).total_seconds())
+
+
+class FloorSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Floor
+        fields = ["id", "name", "level", "width_m", "height_m"]
+
+
+class BuildingSerializer(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.name", allow_null=True, default=None)
+    floors = FloorSummarySerializer(many=True)
+
+    class Meta:
+        model = Building
+        fields = ["id", "name", "site", "floors"]
+
+
+class ZoneSerializer(serializers.ModelSerializer):
+    polygon = serializers.JSONField(help_text="Outline as [[x, y], ...] in floor metres.")
+    department = serializers.CharField(source="department.name", allow_null=True, default=None)
+
+    class Meta:
+        model = Zone
+        fields = ["id", "floor_id", "name", "kind", "polygon", "department_id", "department"]
+
+
+class FloorZoneSerializer(serializers.ModelSerializer):
+    polygon = serializers.JSONField(help_text="Outline as [[x, y], ...] in floor metres.")
+
+    class Meta:
+        model = Zone
+        fields = ["id", "name", "kind", "polygon", "department_id"]
+
+
+class FloorSerializer(serializers.ModelSerializer):
+    building = serializers.CharField(source="building.name")
+    zones = FloorZoneSerializer(many=True)
+
+    class Meta:
+        model = Floor
+        fields = [
+            "id",
+            "building_id",
+            "building",
+            "name",
+            "level",
+            "width_m",
+            "height_m",
+            "plan_image",
+            "plan_pixels_per_m",
+            "plan_origin_x_px",
+            "plan_origin_y_px",
+            "zones",
+        ]
+
+
+class ScannerHealthSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ScannerHealth
+        fields = [
+            "online",
+            "last_heartbeat_at",
+            "last_batch_at",
+            "agent_version",
+            "uptime_s",
+            "spool_depth",
+            "spool_dropped",
+            "readings_accepted",
+            "readings_rejected",
+        ]
+
+
+class ScannerSerializer(serializers.ModelSerializer):
+    """A scanner with what its agent last reported; one never heard from is offline."""
+
+    online = serializers.BooleanField(source="health.online", default=False)
+    health = ScannerHealthSerializer(allow_null=True, help_text="Null until the first heartbeat.")
+
+    class Meta:
+        model = Scanner
+        fields = [
+            "id",
+            "serial",
+            "kind",
+            "floor_id",
+            "x",
+            "y",
+            "is_active",
+            "last_seen_at",
+            "online",
+            "health",
+        ]

@@ -1,0 +1,161 @@
+"""Live floor updates: what the workers publish and what a floor's websocket clients receive.
+
+Workers call `publish_location_updates` / `publish_status_change` from synchronous code; the
+messages travel over the channel layer (Redis in production) to the group `floor-<id>`, where
+every connected `tracking.consumers.FloorConsumer` coalesces them per asset before sending.
+Updates are batched per floor, so a worker batch of thousands of positions costs one channel
+message per floor and chunk, not one per asset.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+#: Channel-layer message types, handled by FloorConsumer.asset_locations / asset_status.
+LOCATIONS_MESSAGE = "asset.locations"
+STATUS_MESSAGE = "asset.status"
+
+#: Updates per channel message: keeps each message well under the layer's size limits.
+CHUNK_SIZE = 500
+
+LOCATION_FIELDS = (
+    "asset_id",
+    "floor_id",
+    "zone_id",
+    "zone",
+    "x",
+    "y",
+    "accuracy_m",
+    "ts",
+    "presence",
+    "status",
+)
+
+
+def floor_group(floor_id: int) -> str:
+    return f"floor-{int(floor_id)}"
+
+
+def location_update(update: dict) -> dict:
+    """The wire form of one position update: exactly the documented fields (docs/api.md)."""
+    return {field: update.get(field) for field in LOCATION_FIELDS}
+
+
+def _group_messages(updates: list[dict]) -> list[tuple[str, dict]]:
+    """(group, message) pairs: one message per floor and chunk. An update carrying
+    `previous_floor_id` (the asset changed floors) is also sent to the floor it left, whose
+    clients then drop the asset because its `floor_id` is no longer theirs."""
+    by_floor: dict[int, list[dict]] = defaultdict(list)
+    for update in updates:
+        wire = location_update(update)
+        by_floor[int(update["floor_id"])].append(wire)
+        previous = update.get("previous_floor_id")
+        if previous is not None and int(previous) != int(update["floor_id"]):
+            by_floor[int(previous)].append(wire)
+    messages = []
+    for floor_id, items in by_floor.items():
+        for start in range(0, len(items), CHUNK_SIZE):
+            chunk = items[start : start + CHUNK_SIZE]
+            messages.append((floor_group(floor_id), {"type": LOCATIONS_MESSAGE, "updates": chunk}))
+    return messages
+
+
+async def _send_all(messages: list[tuple[str, dict]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group, message in messages:
+        await layer.group_send(group, message)
+
+
+def _send(messages: list[tuple[str, dict]]) -> None:
+    """Deliver from synchronous code. Delivery is best effort: a broken channel layer must
+    never fail the worker that computed the positions (they are already in PostgreSQL)."""
+    if not messages:
+        return
+    try:
+        async_to_sync(_send_all)(messages)
+    except Exception:
+        logger.exception("live update delivery failed for %d message(s)", len(messages))
+
+
+def publish_location_updates(updates: list[dict]) -> None:
+    """Push new positions to the clients watching their floors.
+
+    Each update is {"asset_id": int, "floor_id": int, "zone_id": int | None,
+    "zone": str | None, "x": float, "y": float, "accuracy_m": float, "ts": "ISO-8601",
+    "presence": str, "status": str}, optionally with "previous_floor_id" when the asset
+    changed floors. Call from synchronous code (a Celery task), never from an event loop.
+    """
+    _send(_group_messages(updates))
+
+
+def publish_status_change(
+    asset_id: int, floor_id: int | None, status: str, presence: str
+) -> None:
+    """Push an asset's new status or presence (e.g. `missing`) to its floor's clients.
+    An asset with no floor (never located) has no watchers, so nothing is sent."""
+    if floor_id is None:
+        return
+    message = {
+        "type": STATUS_MESSAGE,
+        "update": {
+            "asset_id": int(asset_id),
+            "floor_id": int(floor_id),
+            "status": status,
+            "presence": presence,
+        },
+    }
+    _send([(floor_group(floor_id), message)])
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    """An update's ISO-8601 time, or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def asset_state(location) -> dict:
+    """An AssetLocation (with asset, type, tag and zone loaded) in the update's wire form,
+    plus what a map needs to label the marker."""
+    asset = location.asset
+    tag = getattr(asset, "tag", None)
+    return {
+        "asset_id": asset.pk,
+        "floor_id": location.floor_id,
+        "zone_id": location.zone_id,
+        "zone": location.zone.name if location.zone is not None else None,
+        "x": location.x,
+        "y": location.y,
+        "accuracy_m": location.accuracy_m,
+        "ts": location.estimated_at.isoformat(),
+        "presence": location.presence,
+        "status": asset.status,
+        "name": asset.name,
+        "type": asset.asset_type.slug,
+        "last_seen": location.last_seen_at.isoformat(),
+        "battery_pct": tag.battery_pct if tag is not None else None,
+    }
+
+
+def floor_snapshot(floor_id: int) -> list[dict]:
+    """Every asset currently located on the floor, in one query."""
+    from tracking.models import AssetLocation
+
+    locations = (
+        AssetLocation.objects.filter(floor_id=floor_id)
+        .select_related("asset__asset_type", "asset__tag", "zone")
+        .order_by("asset_id")
+    )
+    return [asset_state(location) for location in locations]

@@ -1,0 +1,618 @@
+"""The per-tag localization pipeline: smoothing, floor choice, zone hypotheses, Kalman tracking."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from filterpy.kalman import KalmanFilter
+
+from tracking.localization.model import EngineConfig, Estimate, Reading, SiteSpec
+from tracking.localization.solver import Measurement, Solution, solve, weighted_centroid
+from tracking.localization.walls import WallGrid
+
+SIGMA_RADIUS_68 = math.sqrt(-2.0 * math.log(1.0 - 0.6827))  # 2-D: P(r < k sigma) = 68 %
+MAX_SCANNERS_PER_TAG = 32
+MAX_ZONE_HYPOTHESES = 4
+FLOOR_SWITCH_CONFIRMATIONS = 2
+
+
+class _Floor:
+    """What the engine precomputes per floor: bounds, zone boxes, adjacency, wall grid."""
+
+    def __init__(self, index, spec, scanner_indexes, scanners, prior_scale):
+        self.index = index
+        self.spec = spec
+        self.geometry = spec.geometry
+        self.bounds = (0.0, 0.0, self.geometry.width_m, self.geometry.height_m)
+        self.scanner_indexes = scanner_indexes
+        self.walls = WallGrid(
+            self.geometry, [(scanners[i].x, scanners[i].y) for i in scanner_indexes]
+        )
+        self.zone_names = [zone.name for zone in self.geometry.zones]
+        self.zone_index = {name: i for i, name in enumerate(self.zone_names)}
+        self.zone_boxes = []
+        for polygon in self.geometry.polygons:
+            xmin, ymin, xmax, ymax = polygon.bounds
+            inset = min(0.05, (xmax - xmin) / 4, (ymax - ymin) / 4)
+            self.zone_boxes.append((xmin + inset, ymin + inset, xmax - inset, ymax - inset))
+        self.zone_priors = []
+        self.zone_log_area = []
+        for xmin, ymin, xmax, ymax in self.zone_boxes:
+            sx = max((xmax - xmin) / math.sqrt(12.0), 0.3) * prior_scale
+            sy = max((ymax - ymin) / math.sqrt(12.0), 0.3) * prior_scale
+            self.zone_priors.append(((xmin + xmax) / 2, (ymin + ymax) / 2, sx, sy))
+            self.zone_log_area.append(math.log(sx * sy))
+        self.neighbours: list[set[int]] = [set() for _ in self.zone_names]
+        for i, polygon in enumerate(self.geometry.polygons):
+            for j in range(i + 1, len(self.geometry.polygons)):
+                if polygon.distance(self.geometry.polygons[j]) < 1e-6:
+                    self.neighbours[i].add(j)
+                    self.neighbours[j].add(i)
+        # The best-connected neighbour (the corridor, typically) is where a tag leaving a zone
+        # goes first; it is always a hypothesis even when no scanner is mounted in it.
+        self.hub = [
+            max(sorted(n), key=lambda j: len(self.neighbours[j])) if n else -1
+            for n in self.neighbours
+        ]
+
+
+class _TagState:
+    __slots__ = (
+        "floor",
+        "floor_challenger",
+        "floor_challenges",
+        "gate_failures",
+        "kf_p",
+        "kf_ts",
+        "kf_x",
+        "last_solution",
+        "last_solve_ts",
+        "last_ts",
+        "mobility",
+        "moving",
+        "pending",
+        "rssi",
+        "zone",
+        "zone_posterior",
+    )
+
+    def __init__(self, ts: float, mobility: str):
+        self.rssi: dict[int, list[float]] = {}
+        self.last_solve_ts = ts
+        self.last_ts = ts
+        self.pending = False
+        self.floor = -1
+        self.floor_challenger = -1
+        self.floor_challenges = 0
+        self.kf_x: list[float] | None = None
+        self.kf_p: list[float] | None = None
+        self.kf_ts = ts
+        self.gate_failures = 0
+        self.zone = -1
+        self.zone_posterior: dict[int, float] = {}
+        self.moving = False
+        self.mobility = mobility
+        self.last_solution: tuple[float, float] | None = None
+
+
+class LocalizationEngine:
+    """Turns a time-ordered stream of readings into position estimates per tag.
+
+    Deterministic: the output depends only on the readings and their order (event time from the
+    readings' own timestamps, no wall clock, no randomness). Per-tag state is small and bounded
+    (at most 32 scanners, 4 zone hypotheses) and round-trips through `export_state` /
+    `import_state` as JSON-able dicts, so workers can keep it in Redis.
+    """
+
+    def __init__(
+        self,
+        site: SiteSpec,
+        config: EngineConfig | None = None,
+        mobility_for_tag: Callable[[str], str | None] | None = None,
+    ):
+        self.site = site
+        self.config = config or EngineConfig()
+        self.mobility_for_tag = mobility_for_tag
+        self.scanners = list(site.scanners)
+        self.scanner_index = {scanner.serial: i for i, scanner in enumerate(self.scanners)}
+        floor_of = {floor.name: i for i, floor in enumerate(site.floors)}
+        self.scanner_floor = [floor_of[scanner.floor] for scanner in self.scanners]
+        self.floors: list[_Floor] = []
+        self.scanner_local: list[int] = [0] * len(self.scanners)
+        for index, spec in enumerate(site.floors):
+            members = [i for i, f in enumerate(self.scanner_floor) if f == index]
+            for local, scanner_index in enumerate(members):
+                self.scanner_local[scanner_index] = local
+            self.floors.append(
+                _Floor(index, spec, members, self.scanners, self.config.zone_prior_scale)
+            )
+        self.scanner_zone = [
+            self.floors[self.scanner_floor[i]].geometry.zone_index_at(s.x, s.y)
+            for i, s in enumerate(self.scanners)
+        ]
+        self.scanner_zone = [-1 if z is None else z for z in self.scanner_zone]
+        self.scanner_dz = [max(s.z - self.config.tag_height_m, 0.1) for s in self.scanners]
+        self.calibration_sum = [0.0] * len(self.scanners)
+        self.calibration_count = [0.0] * len(self.scanners)
+        self.tags: dict[str, _TagState] = {}
+        self.unknown_scanner_readings = 0
+        self._kf = KalmanFilter(dim_x=4, dim_z=2)
+        self._kf.H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+
+    # ----------------------------------------------------------------- calibration
+    def scanner_offset(self, scanner_index: int) -> float:
+        """Self-calibrated correction (dB) added to the scanner's nominal 1 m power.
+
+        Shrunk towards the configured offset by a prior worth `calibration_prior_count` residuals,
+        so a scanner with little evidence keeps its nominal value.
+        """
+        nominal = self.scanners[scanner_index].rssi_offset_db
+        if not self.config.self_calibration:
+            return nominal
+        count = self.calibration_count[scanner_index]
+        learned = self.calibration_sum[scanner_index] / (
+            count + self.config.calibration_prior_count
+        )
+        limit = self.config.calibration_max_offset_db
+        return nominal + max(-limit, min(limit, learned))
+
+    def export_calibration(self) -> dict[str, dict[str, float]]:
+        return {
+            scanner.serial: {"sum": self.calibration_sum[i], "count": self.calibration_count[i]}
+            for i, scanner in enumerate(self.scanners)
+            if self.calibration_count[i]
+        }
+
+    def import_calibration(self, calibration: dict[str, dict[str, float]]) -> None:
+        for serial, stats in calibration.items():
+            index = self.scanner_index.get(serial)
+            if index is not None:
+                self.calibration_sum[index] = float(stats["sum"])
+                self.calibration_count[index] = float(stats["count"])
+
+    def calibration_offsets(self) -> dict[str, float]:
+        return {s.serial: round(self.scanner_offset(i), 2) for i, s in enumerate(self.scanners)}
+
+    # ----------------------------------------------------------------- stream interface
+    def process(self, reading: Reading) -> list[Estimate]:
+        """Feed one reading; returns the position updates it triggers (zero or one)."""
+        scanner_index = self.scanner_index.get(reading.scanner)
+        if scanner_index is None:
+            self.unknown_scanner_readings += 1
+            return []
+        ts = reading.ts
+        state = self.tags.get(reading.tag)
+        if state is None:
+            state = _TagState(ts, self._mobility(reading.tag))
+            self.tags[reading.tag] = state
+        if ts > state.last_ts:
+            state.last_ts = ts
+        self._smooth(state, scanner_index, ts, reading.rssi)
+        state.pending = True
+        interval = (
+            self.config.solve_interval_s if state.moving else self.config.solve_interval_still_s
+        )
+        if state.last_ts - state.last_solve_ts >= interval:
+            estimate = self._solve(reading.tag, state, state.last_ts)
+            return [estimate] if estimate is not None else []
+        return []
+
+    def flush(self, ts: float | None = None) -> list[Estimate]:
+        """Solve every tag that has readings not yet used (end of a trace).
+
+        With `ts` (the trace's last event time) the estimates hold at that time, so they sort
+        after everything already emitted.
+        """
+        estimates = []
+        for tag in sorted(self.tags):
+            state = self.tags[tag]
+            if state.pending:
+                at = state.last_ts if ts is None else max(ts, state.last_ts)
+                estimate = self._solve(tag, state, at)
+                if estimate is not None:
+                    estimates.append(estimate)
+        estimates.sort(key=lambda e: (e.ts, e.tag))
+        return estimates
+
+    def forget(self, tag: str) -> None:
+        self.tags.pop(tag, None)
+
+    def _mobility(self, tag: str) -> str:
+        mobility = self.mobility_for_tag(tag) if self.mobility_for_tag else None
+        if mobility not in self.config.mobility_process_noise:
+            return self.config.default_mobility
+        return mobility
+
+    def _smooth(self, state: _TagState, scanner_index: int, ts: float, rssi: float) -> None:
+        """Robust exponentially weighted mean of RSSI in dB per (tag, scanner).
+
+        Each new value moves the mean by at most `outlier_clip_db / (weight + 1)`, so a deep fade
+        or a reflection spike cannot drag it; the weight decays with event time so that old
+        evidence fades with the tag's movement.
+        """
+        entry = state.rssi.get(scanner_index)
+        if entry is None:
+            if len(state.rssi) >= MAX_SCANNERS_PER_TAG:
+                oldest = min(state.rssi, key=lambda k: state.rssi[k][2])
+                del state.rssi[oldest]
+            state.rssi[scanner_index] = [rssi, 1.0, ts]
+            return
+        tau = (
+            self.config.smoothing_tau_moving_s
+            if state.moving
+            else self.config.smoothing_tau_still_s
+        )
+        dt = ts - entry[2]
+        weight = entry[1] * math.exp(-dt / tau) if dt > 0 else entry[1]
+        if weight < 0.2:
+            entry[0], entry[1] = rssi, 1.0
+        else:
+            clip = self.config.outlier_clip_db
+            delta = max(-clip, min(clip, rssi - entry[0]))
+            entry[0] += delta / (weight + 1.0)
+            entry[1] = weight + 1.0
+        if ts > entry[2]:
+            entry[2] = ts
+
+    # ----------------------------------------------------------------- solving
+    def _fresh_evidence(self, state: _TagState, ts: float) -> list[tuple[int, float, float]]:
+        tau = (
+            self.config.smoothing_tau_moving_s
+            if state.moving
+            else self.config.smoothing_tau_still_s
+        )
+        fresh = []
+        for scanner_index in list(state.rssi):
+            mean, weight, last = state.rssi[scanner_index]
+            age = ts - last
+            if age > self.config.stale_after_s:
+                del state.rssi[scanner_index]
+                continue
+            fresh.append((scanner_index, mean, weight * math.exp(-max(age, 0.0) / tau)))
+        return fresh
+
+    def _choose_floor(self, state: _TagState, evidence) -> int:
+        """Floor whose best scanners hear the tag loudest (after calibration), with hysteresis:
+        another floor must beat the current one by `floor_hysteresis_db` twice in a row."""
+        excess: dict[int, list[float]] = {}
+        for scanner_index, mean, _weight in evidence:
+            scanner = self.scanners[scanner_index]
+            value = mean - scanner.rssi_at_1m - self.scanner_offset(scanner_index)
+            excess.setdefault(self.scanner_floor[scanner_index], []).append(value)
+        scores = {floor: sum(sorted(v)[-2:]) / len(sorted(v)[-2:]) for floor, v in excess.items()}
+        best = max(sorted(scores), key=lambda f: scores[f])
+        current = state.floor
+        if current not in scores:
+            state.floor_challenges = 0
+            return best
+        if best == current or scores[best] < scores[current] + self.config.floor_hysteresis_db:
+            state.floor_challenges = 0
+            return current
+        if state.floor_challenger == best:
+            state.floor_challenges += 1
+        else:
+            state.floor_challenger, state.floor_challenges = best, 1
+        if state.floor_challenges >= FLOOR_SWITCH_CONFIRMATIONS:
+            state.floor_challenges = 0
+            return best
+        return current
+
+    def _measurements(self, floor: _Floor, evidence) -> list[Measurement]:
+        config = self.config
+        on_floor = [e for e in evidence if self.scanner_floor[e[0]] == floor.index]
+        on_floor.sort(key=lambda e: (-e[1], e[0]))
+        measurements = []
+        base_variance = config.shadowing_sigma_db**2
+        fading_variance = config.fading_sigma_db**2
+        for scanner_index, mean, weight in on_floor[: config.max_scanners]:
+            scanner = self.scanners[scanner_index]
+            variance = base_variance + fading_variance / max(weight, 0.5)
+            if mean < config.weak_signal_dbm:
+                # weak packets are censored by receiver sensitivity: only lucky fades get
+                # through, so their mean is biased high; trust them less
+                variance += (config.weak_signal_dbm - mean) ** 2
+            measurements.append(
+                Measurement(
+                    x=scanner.x,
+                    y=scanner.y,
+                    dz=self.scanner_dz[scanner_index],
+                    p0=scanner.rssi_at_1m + self.scanner_offset(scanner_index),
+                    exponent=scanner.path_loss_exponent,
+                    rssi=mean,
+                    variance=variance,
+                    source_index=self.scanner_local[scanner_index],
+                )
+            )
+        return measurements
+
+    def _fit(self, floor: _Floor, measurements, start, bounds, prior) -> Solution:
+        wall_loss = self.config.wall_loss_db
+        x, y = start
+        losses = [wall_loss * floor.walls.walls(m.source_index, x, y) for m in measurements]
+        return solve(
+            measurements,
+            start,
+            bounds,
+            wall_losses=losses,
+            huber_k=self.config.huber_k,
+            tag_offset_sigma_db=self.config.tag_offset_sigma_db,
+            prior=prior,
+            max_iterations=self.config.max_iterations,
+        )
+
+    def _solve(self, tag: str, state: _TagState, ts: float) -> Estimate | None:
+        config = self.config
+        dt_since = max(ts - state.last_solve_ts, 0.0)
+        state.last_solve_ts = ts
+        state.pending = False
+        evidence = self._fresh_evidence(state, ts)
+        if not evidence:
+            return None
+        floor_index = self._choose_floor(state, evidence)
+        if floor_index != state.floor:
+            state.floor = floor_index
+            state.kf_x = state.kf_p = None
+            state.zone_posterior = {}
+            state.zone = -1
+            state.last_solution = None
+        floor = self.floors[floor_index]
+        measurements = self._measurements(floor, evidence)
+        centroid = weighted_centroid(measurements)
+        start = state.last_solution or centroid
+        zone = -1
+        zone_probability = 1.0
+        if floor.zone_names:
+            zone, zone_probability, chosen = self._zone_update(
+                state, floor, measurements, centroid, start, dt_since
+            )
+        else:
+            sigma = config.position_prior_sigma_m
+            prior = (centroid[0], centroid[1], sigma, sigma)
+            chosen = self._fit(floor, measurements, start, floor.bounds, prior)
+            chosen = self._fit(floor, measurements, (chosen.x, chosen.y), floor.bounds, prior)
+        state.last_solution = (chosen.x, chosen.y)
+        dof = max(len(measurements) - 1, 1)
+        inflation = max(1.0, chosen.cost / dof)
+        var_x, cov_xy, var_y = (value * inflation for value in chosen.covariance)
+        var_x, var_y = max(var_x, 0.05), max(var_y, 0.05)
+        x, y, var_x, cov_xy, var_y = self._track(
+            state, ts, chosen.x, chosen.y, var_x, cov_xy, var_y
+        )
+        if zone >= 0:
+            xmin, ymin, xmax, ymax = floor.zone_boxes[zone]
+            if floor.geometry.zone_index_at(x, y) != zone:
+                x, y = min(max(x, xmin), xmax), min(max(y, ymin), ymax)
+        x, y = floor.geometry.clamp(x, y)
+        if config.self_calibration and len(measurements) >= 4 and zone_probability > 0.9:
+            self._learn_calibration(floor, measurements, chosen)
+        sigma = math.sqrt(max(var_x + var_y, 1e-6) / 2.0)
+        accuracy = config.accuracy_scale * SIGMA_RADIUS_68 * sigma
+        return Estimate(
+            ts=ts,
+            tag=tag,
+            floor=floor.spec.name,
+            x=round(x, 2),
+            y=round(y, 2),
+            zone=floor.zone_names[zone] if zone >= 0 else "",
+            accuracy_m=round(accuracy, 2),
+            scanners_used=len(measurements),
+            zone_probability=round(zone_probability, 3),
+        )
+
+    def _zone_update(self, state, floor: _Floor, measurements, centroid, start, dt: float):
+        """Hidden Markov model over zones.
+
+        Each candidate zone gets its own fit, constrained to the zone and pulled towards its
+        middle by a prior as wide as the zone (a uniform position in the room, moment-matched),
+        so its wall counts are consistent. The fit's misfit, tempered because successive
+        smoothed RSSI vectors are strongly correlated, plus a Laplace (Occam) term is the zone's
+        likelihood. The transition prior keeps a tag in its zone unless the evidence insists
+        (door flicker), allows moves to touching zones and makes jumps across the floor rare.
+        """
+        config = self.config
+        candidates: list[int] = []
+        ranked = sorted(measurements, key=lambda m: m.p0 - m.rssi)
+        for zone in (
+            state.zone,
+            *(self.scanner_zone[floor.scanner_indexes[m.source_index]] for m in ranked[:2]),
+            floor.geometry.zone_index_at(*centroid),
+            floor.hub[state.zone] if state.zone >= 0 else -1,
+            *sorted(state.zone_posterior, key=lambda z: -state.zone_posterior[z]),
+        ):
+            if zone is not None and zone >= 0 and zone not in candidates:
+                candidates.append(zone)
+            if len(candidates) >= config.zone_hypotheses:
+                break
+        if not candidates:
+            sigma = config.position_prior_sigma_m
+            prior = (centroid[0], centroid[1], sigma, sigma)
+            return -1, 1.0, self._fit(floor, measurements, start, floor.bounds, prior)
+        fits = {}
+        log_posterior = {}
+        rate = config.zone_switch_rate_moving_per_s if state.moving else config.zone_switch_rate_per_s
+        switch = 1.0 - math.exp(-rate * max(dt, 0.0))
+        previous = state.zone_posterior
+        for zone in candidates:
+            box = floor.zone_boxes[zone]
+            prior = floor.zone_priors[zone]
+            zone_start = (min(max(start[0], box[0]), box[2]), min(max(start[1], box[1]), box[3]))
+            fit = self._fit(floor, measurements, zone_start, box, prior)
+            fits[zone] = fit
+            if previous:
+                mass = config.zone_far_jump_probability
+                for source, probability in previous.items():
+                    if source == zone:
+                        mass += probability * (1.0 - switch)
+                    elif zone in floor.neighbours[source]:
+                        mass += probability * switch / max(len(floor.neighbours[source]), 1)
+                log_prior = math.log(mass)
+            else:
+                log_prior = 0.0
+            var_x, cov_xy, var_y = fit.covariance
+            occam = (
+                0.5 * math.log(max(var_x * var_y - cov_xy * cov_xy, 1e-12))
+                - floor.zone_log_area[zone]
+            )
+            log_posterior[zone] = (
+                log_prior
+                - config.zone_likelihood_temper * fit.cost / 2.0
+                + config.zone_occam * occam
+            )
+        top = max(log_posterior.values())
+        weights = {zone: math.exp(value - top) for zone, value in log_posterior.items()}
+        total = sum(weights.values())
+        posterior = {zone: weight / total for zone, weight in weights.items()}
+        kept = sorted(posterior, key=lambda z: (-posterior[z], z))[:MAX_ZONE_HYPOTHESES]
+        state.zone_posterior = {zone: max(posterior[zone], 1e-6) for zone in kept}
+        best = kept[0]
+        state.zone = best
+        return best, posterior[best], fits[best]
+
+    def _learn_calibration(self, floor: _Floor, measurements, solution: Solution) -> None:
+        """Per-scanner offset = running mean of (received - predicted with nominal 1 m power) at
+        the fitted position, from confident fits only and close range only (far packets are
+        censored by sensitivity and would bias the offset upward). The tag offset fitted with
+        each solve absorbs the tag's own transmit power, so it does not leak into the scanners."""
+        config = self.config
+        for m in measurements:
+            dx, dy = solution.x - m.x, solution.y - m.y
+            if dx * dx + dy * dy > config.calibration_max_distance_m**2:
+                continue
+            scanner_index = floor.scanner_indexes[m.source_index]
+            scanner = self.scanners[scanner_index]
+            walls = floor.walls.walls(m.source_index, solution.x, solution.y)
+            predicted = (
+                scanner.rssi_at_1m
+                + scanner.rssi_offset_db
+                + solution.tag_offset
+                - 5.0 * m.exponent * math.log10(dx * dx + dy * dy + m.dz * m.dz)
+                - config.wall_loss_db * walls
+            )
+            residual = max(-12.0, min(12.0, m.rssi - predicted))
+            self.calibration_sum[scanner_index] += residual
+            self.calibration_count[scanner_index] += 1.0
+            if self.calibration_count[scanner_index] > 5000:
+                self.calibration_sum[scanner_index] *= 0.5
+                self.calibration_count[scanner_index] *= 0.5
+
+    # ----------------------------------------------------------------- tracking
+    def _track(self, state: _TagState, ts: float, zx, zy, var_x, cov_xy, var_y):
+        """Constant-velocity Kalman filter (filterpy) with mobility-dependent process noise and
+        innovation gating; reports max(filter covariance, single-fit covariance) because the
+        shadowing error of a parked tag does not average out over time."""
+        config = self.config
+        kf = self._kf
+        r = np.array([[var_x, cov_xy], [cov_xy, var_y]])
+        z = np.array([zx, zy])
+        if state.kf_x is None:
+            state.kf_x = [zx, 0.0, zy, 0.0]
+            state.kf_p = [var_x, 0, cov_xy, 0, 0, 1.0, 0, 0, cov_xy, 0, var_y, 0, 0, 0, 0, 1.0]
+            state.kf_ts = ts
+            state.gate_failures = 0
+            return zx, zy, var_x, cov_xy, var_y
+        dt = max(ts - state.kf_ts, 1e-3)
+        state.kf_ts = ts
+        q = config.mobility_process_noise[state.mobility]
+        if state.gate_failures:
+            q *= 20.0
+        f = np.array([[1, dt, 0, 0], [0, 1, 0, 0], [0, 0, 1, dt], [0, 0, 0, 1]], dtype=float)
+        block = np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]]) * q
+        process = np.zeros((4, 4))
+        process[0:2, 0:2] = block
+        process[2:4, 2:4] = block
+        kf.x = np.array(state.kf_x, dtype=float)
+        kf.P = np.array(state.kf_p, dtype=float).reshape(4, 4)
+        kf.predict(F=f, Q=process)
+        innovation = z - kf.H @ kf.x
+        s = kf.H @ kf.P @ kf.H.T + r
+        nis = float(innovation @ np.linalg.solve(s, innovation))
+        if nis > config.gate_chi2:
+            state.gate_failures += 1
+            if state.gate_failures >= config.gate_resets_after:
+                # persistent disagreement: the asset really moved; restart from the fit
+                state.kf_x = [zx, 0.0, zy, 0.0]
+                state.kf_p = [var_x, 0, cov_xy, 0, 0, 1.0, 0, 0, cov_xy, 0, var_y, 0, 0, 0, 0, 1.0]
+                state.gate_failures = 0
+                state.moving = True
+                return zx, zy, var_x, cov_xy, var_y
+        else:
+            state.gate_failures = 0
+            kf.update(z, R=r)
+        state.kf_x = [float(v) for v in kf.x]
+        state.kf_p = [float(v) for v in kf.P.ravel()]
+        p = kf.P
+        state.moving = math.hypot(state.kf_x[1], state.kf_x[3]) > config.moving_speed_mps
+        return (
+            state.kf_x[0],
+            state.kf_x[2],
+            max(float(p[0, 0]), var_x),
+            float(p[0, 2]),
+            max(float(p[2, 2]), var_y),
+        )
+
+    # ----------------------------------------------------------------- state transfer
+    def export_state(self, tag: str) -> dict[str, Any] | None:
+        """The tag's state as a JSON-able dict (scanner serials and zone names, not indexes)."""
+        state = self.tags.get(tag)
+        if state is None:
+            return None
+        floor = self.floors[state.floor] if state.floor >= 0 else None
+        return {
+            "rssi": {self.scanners[i].serial: list(v) for i, v in state.rssi.items()},
+            "last_solve_ts": state.last_solve_ts,
+            "last_ts": state.last_ts,
+            "pending": state.pending,
+            "floor": floor.spec.name if floor else None,
+            "floor_challenger": (
+                self.floors[state.floor_challenger].spec.name
+                if state.floor_challenger >= 0
+                else None
+            ),
+            "floor_challenges": state.floor_challenges,
+            "kf_x": state.kf_x,
+            "kf_p": state.kf_p,
+            "kf_ts": state.kf_ts,
+            "gate_failures": state.gate_failures,
+            "zone": floor.zone_names[state.zone] if floor and state.zone >= 0 else None,
+            "zone_posterior": (
+                {floor.zone_names[z]: p for z, p in state.zone_posterior.items()} if floor else {}
+            ),
+            "moving": state.moving,
+            "mobility": state.mobility,
+            "last_solution": list(state.last_solution) if state.last_solution else None,
+        }
+
+    def import_state(self, tag: str, data: dict[str, Any]) -> None:
+        """Restore a state from `export_state`; scanners or zones no longer in the site are
+        dropped rather than failing (the site may have been edited meanwhile)."""
+        state = _TagState(float(data["last_ts"]), data.get("mobility") or self._mobility(tag))
+        state.rssi = {
+            self.scanner_index[serial]: [float(v) for v in values]
+            for serial, values in data["rssi"].items()
+            if serial in self.scanner_index
+        }
+        state.last_solve_ts = float(data["last_solve_ts"])
+        state.pending = bool(data["pending"])
+        names = {floor.spec.name: floor.index for floor in self.floors}
+        state.floor = names.get(data.get("floor"), -1)
+        state.floor_challenger = names.get(data.get("floor_challenger"), -1)
+        state.floor_challenges = int(data.get("floor_challenges", 0))
+        if state.floor >= 0:
+            floor = self.floors[state.floor]
+            state.kf_x = data.get("kf_x")
+            state.kf_p = data.get("kf_p")
+            state.kf_ts = float(data.get("kf_ts", state.last_ts))
+            state.zone = floor.zone_index.get(data.get("zone"), -1)
+            state.zone_posterior = {
+                floor.zone_index[name]: float(p)
+                for name, p in data.get("zone_posterior", {}).items()
+                if name in floor.zone_index
+            }
+            solution = data.get("last_solution")
+            state.last_solution = tuple(solution) if solution else None
+        state.gate_failures = int(data.get("gate_failures", 0))
+        state.moving = bool(data.get("moving", False))
+        self.tags[tag] = state

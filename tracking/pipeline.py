@@ -1,0 +1,382 @@
+"""Shard processing: raw readings from the bus through the localization engine into PostgreSQL.
+
+One call of `process_shard` owns a shard (a Redis lease), reads the stream entries after its
+cursor, holds back the newest readings for a short event-time allowance so that readings of the
+same moment from slow scanners are applied in order, runs the engine per tag from the tag's state
+in Redis, writes current locations, the compact history and zone stays, and then commits the new
+tag states, cursor and held readings to Redis in one transaction. A crash between the database
+write and the Redis commit replays the chunk from the old state, which writes the same rows again
+(every write is idempotent), so no reading is lost or applied twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+from hospital import observability
+from hospital.models import Floor, Zone
+from hospital.site_loader import export_site_document
+from tracking import bus
+from tracking.localization import EngineConfig, LocalizationEngine, Reading, SiteSpec
+from tracking.models import (
+    Asset,
+    AssetLocation,
+    AssetType,
+    PositionSample,
+    Presence,
+    Scanner,
+    Tag,
+    ZoneStay,
+)
+
+log = logging.getLogger(__name__)
+
+CURSOR_KEY = "ww:cursor:{}"
+HELD_KEY = "ww:held:{}"
+MAX_TS_KEY = "ww:maxts:{}"
+STATE_KEY = "ww:state:{}"
+SITE_VERSION_KEY = "ww:site-version"
+ENTRIES_PER_CHUNK = 500
+
+
+def _bump_site_version(**kwargs) -> None:
+    try:
+        cache.incr(SITE_VERSION_KEY)
+    except ValueError:
+        cache.set(SITE_VERSION_KEY, 2, timeout=None)
+
+
+for _model in (Floor, Zone, Scanner, Asset, Tag, AssetType):
+    post_save.connect(_bump_site_version, sender=_model, dispatch_uid=f"site-version-{_model}")
+    post_delete.connect(_bump_site_version, sender=_model, dispatch_uid=f"site-version-d-{_model}")
+
+
+def engine_config() -> EngineConfig:
+    return EngineConfig(self_calibration=settings.WARDWISE["SELF_CALIBRATION"])
+
+
+class SiteRuntime:
+    """The engine and the id maps of the current site, rebuilt when the site changes."""
+
+    def __init__(self) -> None:
+        document = export_site_document()
+        self.spec = SiteSpec.from_document(document)
+        mobility_by_type = dict(AssetType.objects.values_list("slug", "mobility"))
+        tags = Tag.objects.filter(asset__isnull=False).values_list(
+            "tag_id", "asset_id", "asset__asset_type__slug"
+        )
+        self.asset_of_tag = {tag: asset for tag, asset, _ in tags}
+        mobility_of_tag = {tag: mobility_by_type.get(slug) for tag, _, slug in tags}
+        self.engine = LocalizationEngine(
+            self.spec, engine_config(), mobility_for_tag=mobility_of_tag.get
+        )
+        floors = list(Floor.objects.select_related("building"))
+        names = [floor.name for floor in floors]
+        self.floor_id = {
+            (f"{f.building.name} / {f.name}" if names.count(f.name) > 1 else f.name): f.pk
+            for f in floors
+        }
+        self.zone_id = {
+            (floor_id, name): pk
+            for pk, floor_id, name in Zone.objects.values_list("pk", "floor_id", "name")
+        }
+
+
+_runtime: tuple[int, SiteRuntime] | None = None
+
+
+def site_runtime() -> SiteRuntime:
+    global _runtime
+    version = cache.get_or_set(SITE_VERSION_KEY, 1, timeout=None)
+    if _runtime is None or _runtime[0] != version:
+        _runtime = (version, SiteRuntime())
+    return _runtime[1]
+
+
+@dataclass
+class ShardReport:
+    busy: bool = False
+    entries: int = 0
+    applied: int = 0
+    held: int = 0
+    late: int = 0
+    unknown_tag: int = 0
+    estimates: int = 0
+    newest_receipt: float | None = None
+    updates: list[dict] = field(default_factory=list)
+
+
+def process_shard(shard: int, now: float | None = None) -> ShardReport:
+    """Drain the shard's stream (as far as the allowance lets) while holding its lease."""
+    lock = bus.ShardLock(shard)
+    if not lock.acquire():
+        return ShardReport(busy=True)
+    total = ShardReport()
+    try:
+        while True:
+            report = _process_chunk(shard, time.time() if now is None else now)
+            for name in ("entries", "applied", "late", "unknown_tag", "estimates"):
+                setattr(total, name, getattr(total, name) + getattr(report, name))
+            total.held = report.held
+            if report.newest_receipt is not None:
+                total.newest_receipt = report.newest_receipt
+            total.updates.extend(report.updates)
+            if report.entries < ENTRIES_PER_CHUNK:
+                break
+    finally:
+        lock.release()
+    return total
+
+
+def record_metrics(report: ShardReport) -> None:
+    if report.estimates:
+        observability.incr("positions_total", report.estimates)
+    if report.late:
+        observability.incr("readings_dropped_total", report.late, reason="late")
+    if report.unknown_tag:
+        observability.incr("readings_dropped_total", report.unknown_tag, reason="unknown-tag")
+    if report.newest_receipt is not None:
+        observability.set_gauge("processing_lag_seconds", time.time() - report.newest_receipt)
+
+
+def has_unprocessed(shard: int) -> bool:
+    client = bus.client()
+    cursor = client.get(CURSOR_KEY.format(shard)) or b"0-0"
+    return bool(client.xrange(bus.STREAM_KEY.format(shard), min=b"(" + cursor, count=1))
+
+
+def _process_chunk(shard: int, now: float) -> ShardReport:
+    client = bus.client()
+    report = ShardReport()
+    cursor = client.get(CURSOR_KEY.format(shard)) or b"0-0"
+    entries = client.xrange(
+        bus.STREAM_KEY.format(shard), min=b"(" + cursor, count=ENTRIES_PER_CHUNK
+    )
+    report.entries = len(entries)
+    held = json.loads(client.get(HELD_KEY.format(shard)) or b"[]")
+    if not entries and not held:
+        return report
+    max_ts = float(client.get(MAX_TS_KEY.format(shard)) or 0.0)
+    for entry_id, fields in entries:
+        cursor = entry_id
+        scanner = fields[b"s"].decode()
+        received_at = float(fields[b"t"])
+        for ts, tag, rssi, battery in json.loads(fields[b"r"]):
+            held.append([ts, scanner, tag, rssi, battery, received_at])
+            max_ts = max(max_ts, ts)
+
+    allowance = settings.WARDWISE["LATE_ALLOWANCE_S"]
+    watermark = min(max_ts, now) - allowance
+    oldest_arrival = now - settings.WARDWISE["HOLD_MAX_S"]
+    released = [r for r in held if r[0] <= watermark or r[5] <= oldest_arrival]
+    still_held = [r for r in held if not (r[0] <= watermark or r[5] <= oldest_arrival)]
+    released.sort(key=lambda r: (r[0], r[1], r[2], r[3]))
+    if released:
+        report.newest_receipt = max(r[5] for r in released)
+    report.held = len(still_held)
+
+    runtime = site_runtime()
+    by_tag: dict[str, list[list]] = defaultdict(list)
+    for row in released:
+        if row[2] in runtime.asset_of_tag:
+            by_tag[row[2]].append(row)
+        else:
+            report.unknown_tag += 1
+    tags = sorted(by_tag)
+    states = (
+        dict(zip(tags, client.hmget(STATE_KEY.format(shard), tags), strict=True)) if tags else {}
+    )
+
+    engine = runtime.engine
+    new_states: dict[str, str] = {}
+    work: list[TagWork] = []
+    for tag in tags:
+        stored = json.loads(states[tag]) if states.get(tag) else {}
+        if stored.get("engine"):
+            engine.import_state(tag, stored["engine"])
+        last_ts = stored.get("engine", {}).get("last_ts", -math.inf)
+        tag_work = TagWork(tag, runtime.asset_of_tag[tag], stored.get("persist", {}))
+        for ts, scanner, _, rssi, battery, _received in by_tag[tag]:
+            if ts < last_ts:
+                report.late += 1
+                continue
+            last_ts = ts
+            report.applied += 1
+            if battery is not None:
+                tag_work.battery = battery
+            tag_work.last_heard = ts
+            tag_work.estimates.extend(engine.process(Reading(ts, scanner, tag, rssi)))
+        report.estimates += len(tag_work.estimates)
+        exported = engine.export_state(tag)
+        engine.forget(tag)
+        work.append(tag_work)
+        new_states[tag] = exported
+
+    updates = _persist(work, runtime) if work else []
+    report.updates = updates
+
+    pipe = client.pipeline(transaction=True)
+    if work:
+        pipe.hset(
+            STATE_KEY.format(shard),
+            mapping={
+                w.tag: json.dumps({"engine": new_states[w.tag], "persist": w.persist}) for w in work
+            },
+        )
+    pipe.set(CURSOR_KEY.format(shard), cursor)
+    pipe.set(HELD_KEY.format(shard), json.dumps(still_held))
+    pipe.set(MAX_TS_KEY.format(shard), repr(max_ts))
+    pipe.execute()
+    return report
+
+
+@dataclass
+class TagWork:
+    tag: str
+    asset_id: int
+    persist: dict
+    estimates: list = field(default_factory=list)
+    battery: float | None = None
+    last_heard: float | None = None
+
+
+def _moment(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
+    """Write locations, history samples and zone stays; returns the live updates to push."""
+    interval = settings.WARDWISE["POSITION_SAMPLE_INTERVAL_S"]
+    move_m = settings.WARDWISE["POSITION_SAMPLE_MOVE_M"]
+    locations, samples, updates = [], [], []
+    stays_to_close: list[tuple[int, datetime, int | None]] = []
+    stays_to_open: list[ZoneStay] = []
+    heard_only: dict[int, float] = {}
+    batteries: dict[str, float] = {}
+    for item in work:
+        if item.battery is not None:
+            batteries[item.tag] = item.battery
+        if not item.estimates:
+            if item.last_heard is not None:
+                heard_only[item.asset_id] = item.last_heard
+            continue
+        persist = item.persist
+        for estimate in item.estimates:
+            floor_id = runtime.floor_id.get(estimate.floor)
+            if floor_id is None:
+                continue
+            zone_id = runtime.zone_id.get((floor_id, estimate.zone)) if estimate.zone else None
+            moved = math.hypot(
+                estimate.x - persist.get("x", math.inf), estimate.y - persist.get("y", math.inf)
+            )
+            zone_changed = zone_id != persist.get("zone_id") or floor_id != persist.get("floor_id")
+            if zone_changed or moved > move_m or estimate.ts - persist.get("ts", 0) >= interval:
+                samples.append(
+                    PositionSample(
+                        asset_id=item.asset_id,
+                        ts=_moment(estimate.ts),
+                        floor_id=floor_id,
+                        zone_id=zone_id,
+                        x=estimate.x,
+                        y=estimate.y,
+                        accuracy_m=estimate.accuracy_m,
+                    )
+                )
+                persist.update(ts=estimate.ts, x=estimate.x, y=estimate.y)
+            if zone_id != persist.get("stay_zone_id"):
+                stays_to_close.append((item.asset_id, _moment(estimate.ts), zone_id))
+                if zone_id is not None:
+                    stays_to_open.append(
+                        ZoneStay(
+                            asset_id=item.asset_id, zone_id=zone_id, entered_at=_moment(estimate.ts)
+                        )
+                    )
+                persist["stay_zone_id"] = zone_id
+            persist.update(zone_id=zone_id, floor_id=floor_id)
+        last = item.estimates[-1]
+        floor_id = persist.get("floor_id")
+        if floor_id is None:
+            continue
+        last_heard = max(item.last_heard or last.ts, last.ts)
+        locations.append(
+            AssetLocation(
+                asset_id=item.asset_id,
+                floor_id=floor_id,
+                zone_id=persist.get("zone_id"),
+                x=last.x,
+                y=last.y,
+                accuracy_m=last.accuracy_m,
+                estimated_at=_moment(last.ts),
+                last_seen_at=_moment(last_heard),
+                presence=Presence.PRESENT,
+            )
+        )
+        updates.append(
+            {
+                "asset_id": item.asset_id,
+                "floor_id": floor_id,
+                "zone_id": persist.get("zone_id"),
+                "zone": last.zone or None,
+                "x": round(last.x, 3),
+                "y": round(last.y, 3),
+                "accuracy_m": round(last.accuracy_m, 3),
+                "ts": _moment(last.ts).isoformat(),
+                "presence": Presence.PRESENT,
+            }
+        )
+
+    with transaction.atomic():
+        if locations:
+            AssetLocation.objects.bulk_create(
+                locations,
+                update_conflicts=True,
+                unique_fields=["asset"],
+                update_fields=[
+                    "floor",
+                    "zone",
+                    "x",
+                    "y",
+                    "accuracy_m",
+                    "estimated_at",
+                    "last_seen_at",
+                    "presence",
+                ],
+            )
+        if samples:
+            PositionSample.objects.bulk_create(samples, ignore_conflicts=True)
+        for asset_id, moment, zone_id in stays_to_close:
+            ZoneStay.objects.filter(asset_id=asset_id, left_at__isnull=True).exclude(
+                zone_id=zone_id
+            ).update(left_at=moment)
+        for stay in stays_to_open:
+            ZoneStay.objects.filter(asset_id=stay.asset_id, left_at__isnull=True).exclude(
+                zone_id=stay.zone_id
+            ).update(left_at=stay.entered_at)
+            if not ZoneStay.objects.filter(
+                asset_id=stay.asset_id, left_at__isnull=True, zone_id=stay.zone_id
+            ).exists():
+                stay.save()
+        for asset_id, heard in heard_only.items():
+            AssetLocation.objects.filter(asset_id=asset_id, last_seen_at__lt=_moment(heard)).update(
+                last_seen_at=_moment(heard), presence=Presence.PRESENT
+            )
+        for tag, battery in batteries.items():
+            Tag.objects.filter(tag_id=tag).update(battery_pct=battery)
+
+    statuses = dict(
+        Asset.objects.filter(pk__in=[u["asset_id"] for u in updates]).values_list("pk", "status")
+    )
+    for update in updates:
+        update["status"] = statuses.get(update["asset_id"], "")
+    return updates

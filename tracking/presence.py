@@ -1,0 +1,47 @@
+"""Periodic checks: assets unheard for too long are missing, silent scanners are offline."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from tracking.models import AssetLocation, PositionSample, Presence, ScannerHealth
+
+
+def mark_missing_assets(now=None) -> int:
+    """Flag assets whose newest reading is older than ASSET_MISSING_AFTER_S; returns how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.WARDWISE["ASSET_MISSING_AFTER_S"])
+    missing = list(
+        AssetLocation.objects.filter(presence=Presence.PRESENT, last_seen_at__lt=cutoff)
+        .select_related("asset")
+        .values_list("asset_id", "floor_id", "asset__status")
+    )
+    if not missing:
+        return 0
+    AssetLocation.objects.filter(asset_id__in=[m[0] for m in missing]).update(
+        presence=Presence.MISSING
+    )
+    from tracking.live import publish_status_change
+
+    for asset_id, floor_id, status in missing:
+        publish_status_change(asset_id, floor_id, status, Presence.MISSING)
+    return len(missing)
+
+
+def mark_offline_scanners(now=None) -> int:
+    """Scanners with neither a batch nor a heartbeat for SCANNER_OFFLINE_AFTER_S go offline."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.WARDWISE["SCANNER_OFFLINE_AFTER_S"])
+    recent = Q(last_batch_at__gte=cutoff) | Q(last_heartbeat_at__gte=cutoff)
+    return ScannerHealth.objects.filter(online=True).exclude(recent).update(online=False)
+
+
+def prune_position_history(now=None) -> int:
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.WARDWISE["POSITION_HISTORY_DAYS"])
+    deleted, _ = PositionSample.objects.filter(ts__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,61 @@
+"""Celery tasks: thin wrappers that call tracking.pipeline and tracking.presence."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from tracking import bus, pipeline, presence
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True, ignore_result=True)
+def process_shard(self, shard: int) -> None:
+    report = pipeline.process_shard(shard)
+    eager = settings.CELERY_TASK_ALWAYS_EAGER
+    if report.busy:
+        if eager:
+            return  # the lease holder drains the stream before it lets go
+        raise self.retry(countdown=0.05)
+    bus.release_schedule(shard)
+    pipeline.record_metrics(report)
+    _publish_live(report.updates)
+    if pipeline.has_unprocessed(shard):
+        schedule(shard)
+    elif report.held and not eager and bus.claim_schedule(shard):
+        process_shard.apply_async((shard,), countdown=settings.WARDWISE["LATE_ALLOWANCE_S"])
+
+
+def schedule(shard: int) -> None:
+    """Queue the shard's task unless one is queued already."""
+    if bus.claim_schedule(shard):
+        process_shard.delay(shard)
+
+
+def _publish_live(updates: list[dict]) -> None:
+    if updates:
+        from tracking.live import publish_location_updates
+
+        publish_location_updates(updates)
+
+
+@shared_task(ignore_result=True)
+def mark_missing_assets() -> int:
+    return presence.mark_missing_assets()
+
+
+@shared_task(ignore_result=True)
+def mark_offline_scanners() -> int:
+    return presence.mark_offline_scanners()
+
+
+@shared_task(ignore_result=True)
+def prune_position_history() -> int:
+    return presence.prune_position_history()
+
+
+@shared_task(ignore_result=True)
+def kick_idle_shards() -> None:
+    """Safety net: a shard whose task was lost (a worker died) is picked up again."""
+    for shard in range(bus.shard_count()):
+        if pipeline.has_unprocessed(shard):
+            schedule(shard)
