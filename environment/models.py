@@ -1,7 +1,10 @@
-"""Environmental sensors (fridges, freezers, rooms) and the threshold profiles they are held to."""
+"""Environmental sensors (fridges, freezers, rooms), the threshold profiles they are held to, and
+their readings: compliance records that are never edited or deleted, only annotated."""
 
 from __future__ import annotations
 
+from auditlog.registry import auditlog
+from django.conf import settings
 from django.db import models
 
 from hospital.models import Zone
@@ -33,6 +36,9 @@ class ThresholdProfile(models.Model):
     clear_hysteresis_s = models.PositiveIntegerField(
         default=600, help_text="How long a value must be back in range before the alert clears."
     )
+    door_open_max_s = models.PositiveIntegerField(
+        default=300, help_text="How long a door may stay open before an alert."
+    )
     source = models.CharField(max_length=300, blank=True)
 
     class Meta:
@@ -49,6 +55,22 @@ class Sensor(models.Model):
     profile = models.ForeignKey(ThresholdProfile, on_delete=models.PROTECT, related_name="sensors")
     contents = models.CharField(max_length=200, blank=True, help_text="What it stores.")
     expected_interval_s = models.PositiveIntegerField(default=300)
+    gateway = models.ForeignKey(
+        "tracking.Scanner",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="relayed_sensors",
+        help_text="Scanner gateway allowed to upload this sensor's readings with its own token.",
+    )
+    escalation_policy = models.ForeignKey(
+        "alerts.EscalationPolicy",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sensors",
+        help_text="Who is told about this sensor's alerts; empty means the default policy.",
+    )
     calibration_due = models.DateField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
 
@@ -57,3 +79,127 @@ class Sensor(models.Model):
 
     def __str__(self) -> str:
         return self.serial
+
+
+class ReadingBatch(models.Model):
+    """One upload: which device delivered which readings, so a resent batch is recognised."""
+
+    scanner = models.ForeignKey(
+        "tracking.Scanner", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    sensor = models.ForeignKey(
+        Sensor, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    batch_id = models.CharField(max_length=128, blank=True)
+    received_at = models.DateTimeField()
+    accepted = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scanner", "batch_id"],
+                condition=models.Q(scanner__isnull=False) & ~models.Q(batch_id=""),
+                name="reading_batch_unique_per_scanner",
+            ),
+            models.UniqueConstraint(
+                fields=["sensor", "batch_id"],
+                condition=models.Q(sensor__isnull=False) & ~models.Q(batch_id=""),
+                name="reading_batch_unique_per_sensor",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scanner or self.sensor} batch {self.batch_id or self.pk}"
+
+
+class ImmutableRecord(Exception):
+    """Readings are compliance records: they are annotated, never changed or deleted."""
+
+
+class EnvironmentReading(models.Model):
+    """One measurement as the sensor sent it. Unique per (sensor, ts), so a resend is stored once.
+    PostgreSQL also refuses UPDATE and DELETE on the table (trigger in migration 0003)."""
+
+    id = models.BigAutoField(primary_key=True)
+    sensor = models.ForeignKey(Sensor, on_delete=models.PROTECT, related_name="readings")
+    ts = models.DateTimeField(help_text="When the sensor measured (event time, UTC).")
+    temperature_c = models.FloatField(null=True, blank=True)
+    humidity_pct = models.FloatField(null=True, blank=True)
+    battery_pct = models.FloatField(null=True, blank=True)
+    door_open = models.BooleanField(null=True, blank=True)
+    received_at = models.DateTimeField(help_text="When the server stored it.")
+    batch = models.ForeignKey(
+        ReadingBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="readings"
+    )
+
+    class Meta:
+        ordering = ["sensor", "ts"]
+        constraints = [
+            models.UniqueConstraint(fields=["sensor", "ts"], name="reading_unique_sensor_ts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sensor} {self.ts:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ImmutableRecord("readings cannot be changed; add an annotation instead")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableRecord("readings cannot be deleted; add an annotation instead")
+
+
+class ReadingAnnotation(models.Model):
+    """A correction or remark on a reading, by a named person with a reason (append-only)."""
+
+    reading = models.ForeignKey(
+        EnvironmentReading, on_delete=models.PROTECT, related_name="annotations"
+    )
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    reason = models.CharField(max_length=200)
+    note = models.TextField(blank=True)
+    corrected_temperature_c = models.FloatField(
+        null=True, blank=True, help_text="The value this reading should have had, if known."
+    )
+
+    class Meta:
+        ordering = ["reading", "created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.reading}: {self.reason}"
+
+
+class SensorState(models.Model):
+    """The live view of a sensor: newest values, what the rule engine has seen (a watermark of
+    evaluated readings and the saved monitor state), and whether it is heard from."""
+
+    sensor = models.OneToOneField(
+        Sensor, on_delete=models.CASCADE, primary_key=True, related_name="state"
+    )
+    evaluated_through = models.BigIntegerField(
+        default=0, help_text="Readings with a larger id have not been through the rules yet."
+    )
+    pending_evaluation = models.BooleanField(
+        default=False, db_index=True, help_text="Stored readings wait for the rule engine."
+    )
+    last_ts = models.DateTimeField(null=True, blank=True)
+    last_received_at = models.DateTimeField(null=True, blank=True)
+    temperature_c = models.FloatField(null=True, blank=True)
+    humidity_pct = models.FloatField(null=True, blank=True)
+    battery_pct = models.FloatField(null=True, blank=True)
+    door_open = models.BooleanField(null=True, blank=True)
+    monitor = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"state of {self.sensor}"
+
+
+auditlog.register(ThresholdProfile)
+auditlog.register(Sensor)
+auditlog.register(ReadingAnnotation)

@@ -9,3 +9,4 @@ class HospitalConfig(AppConfig):
 
     def ready(self) -> None:
         import_module("hospital.spatial")  # connects the index-invalidation signals
+        import_module("hospital.schema")  # registers the OpenAPI auth extensions

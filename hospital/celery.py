@@ -9,3 +9,23 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hospital.settings")
 app = Celery("wardwise")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+#: Periodic work on Celery beat (`celery -A hospital beat`). Apps add their entries here.
+app.conf.beat_schedule = {
+    "tracking-mark-missing-assets": {
+        "task": "tracking.tasks.mark_missing_assets",
+        "schedule": 30.0,
+    },
+    "tracking-mark-offline-scanners": {
+        "task": "tracking.tasks.mark_offline_scanners",
+        "schedule": 30.0,
+    },
+    "tracking-kick-idle-shards": {
+        "task": "tracking.tasks.kick_idle_shards",
+        "schedule": 10.0,
+    },
+    "tracking-prune-position-history": {
+        "task": "tracking.tasks.prune_position_history",
+        "schedule": 3600.0,
+    },
+}

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "hospital.apps.HospitalConfig",
     "tracking",
     "environment",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -287,3 +288,7 @@ if LOG_FORMAT == "json":
     LOGGING["handlers"]["console"]["formatter"] = "json"
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 HEALTH_WORKER_PING_TIMEOUT_S = env_float("WARDWISE_HEALTH_PING_TIMEOUT_S", 1.0)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "ZoneKindEnum": "hospital.models.ZoneKind",
+    "ScannerKindEnum": "tracking.models.ScannerKind",
+}

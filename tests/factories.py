@@ -1,6 +1,7 @@
 """factory-boy factories shared by the test suite."""
 
 import factory
+from django.utils import timezone
 
 from environment.models import Sensor, ThresholdProfile
 from hospital.models import Building, Department, Floor, Site, Zone
@@ -96,3 +97,52 @@ class SensorFactory(factory.django.DjangoModelFactory):
     profile = factory.LazyFunction(
         lambda: ThresholdProfile.objects.get(slug="vaccine-refrigerator")
     )
+
+
+class AssetLocationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "tracking.AssetLocation"
+
+    asset = factory.SubFactory(AssetFactory)
+    floor = factory.SubFactory(FloorFactory)
+    zone = None
+    x = 2.0
+    y = 3.0
+    accuracy_m = 1.5
+    estimated_at = factory.LazyFunction(timezone.now)
+    last_seen_at = factory.LazyAttribute(lambda o: o.estimated_at)
+    presence = "present"
+
+
+class PositionSampleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "tracking.PositionSample"
+
+    asset = factory.SubFactory(AssetFactory)
+    ts = factory.LazyFunction(timezone.now)
+    floor = factory.SubFactory(FloorFactory)
+    zone = None
+    x = 2.0
+    y = 3.0
+    accuracy_m = 1.5
+
+
+class ZoneStayFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "tracking.ZoneStay"
+
+    asset = factory.SubFactory(AssetFactory)
+    zone = factory.SubFactory(ZoneFactory)
+    entered_at = factory.LazyFunction(timezone.now)
+    left_at = None
+
+
+class ScannerHealthFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "tracking.ScannerHealth"
+
+    scanner = factory.SubFactory(ScannerFactory)
+    online = True
+    agent_version = "1.0.0"
+    spool_depth = 0
+    last_heartbeat_at = factory.LazyFunction(timezone.now)

@@ -68,9 +68,7 @@ class Coalescer:
 
     def take_due(self, now: float) -> list[dict]:
         due = [
-            a
-            for a in self.pending
-            if now >= self.last_sent.get(a, float("-inf")) + self.interval_s
+            a for a in self.pending if now >= self.last_sent.get(a, float("-inf")) + self.interval_s
         ]
         for asset_id in due:
             self.last_sent[asset_id] = now
@@ -136,9 +134,7 @@ class FloorConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
         if self.counted:
             self.counted = False
-            await sync_to_async(observability.incr, thread_sensitive=False)(
-                "websocket_clients", -1
-            )
+            await sync_to_async(observability.incr, thread_sensitive=False)("websocket_clients", -1)
 
     async def receive_json(self, content, **kwargs) -> None:
         """The protocol is server-to-client only; a client's `ping` gets a `pong`."""

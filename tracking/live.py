@@ -97,9 +97,7 @@ def publish_location_updates(updates: list[dict]) -> None:
     _send(_group_messages(updates))
 
 
-def publish_status_change(
-    asset_id: int, floor_id: int | None, status: str, presence: str
-) -> None:
+def publish_status_change(asset_id: int, floor_id: int | None, status: str, presence: str) -> None:
     """Push an asset's new status or presence (e.g. `missing`) to its floor's clients.
     An asset with no floor (never located) has no watchers, so nothing is sent."""
     if floor_id is None:

@@ -181,7 +181,10 @@ class PositionSample(models.Model):
 
     class Meta:
         ordering = ["asset", "ts"]
-        indexes = [models.Index(fields=["asset", "-ts"]), models.Index(fields=["ts"])]
+        indexes = [models.Index(fields=["ts"])]
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "ts"], name="one_sample_per_asset_and_time")
+        ]
 
     def __str__(self) -> str:
         return f"{self.asset} {self.ts:%Y-%m-%d %H:%M:%S}"

@@ -59,21 +59,22 @@ def test_environment_overrides_the_file(tmp_path):
     assert config.log_level == "DEBUG"
 
 
-def test_token_file_and_systemd_credentials(tmp_path):
+def test_token_file_and_systemd_credentials(tmp_path, monkeypatch):
     credentials = tmp_path / "creds"
     credentials.mkdir()
     (credentials / "token").write_text("cred-token\n")
     text = BASE.replace('token = "file-token"\n', "")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    with pytest.raises(ConfigError, match="token is required"):
+        load_config(write(tmp_path, text), environ={})
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     config = load_config(write(tmp_path, text), environ={})
-    assert config.server.token_file is None
-    import os
-
-    os.environ["CREDENTIALS_DIRECTORY"] = str(credentials)
-    try:
-        config = load_config(write(tmp_path, text), environ={})
-    finally:
-        del os.environ["CREDENTIALS_DIRECTORY"]
     assert config.read_token() == "cred-token"
+    (tmp_path / "rotated").write_text("rotated-token")
+    config = load_config(
+        write(tmp_path, text), environ={"WARDWISE_SERVER_TOKEN_FILE": str(tmp_path / "rotated")}
+    )
+    assert config.read_token() == "rotated-token"
 
 
 @pytest.mark.parametrize(
@@ -96,8 +97,10 @@ def test_invalid_or_insecure_settings_are_refused(tmp_path, text, env, message):
 
 
 def test_insecure_settings_allowed_only_when_explicit(tmp_path):
-    text = BASE.replace("https://", "http://") + "allow_insecure = true\n"
-    text = text.replace('token = "file-token"', 'token = "t"\ntls_verify = false')
+    text = BASE.replace("https://", "http://")
+    text = text.replace(
+        'token = "file-token"', 'token = "t"\ntls_verify = false\nallow_insecure = true'
+    )
     config = load_config(write(tmp_path, text), environ={})
     assert config.server.allow_insecure
 
@@ -111,5 +114,7 @@ def test_example_config_loads(monkeypatch):
     from pathlib import Path
 
     example = Path(__file__).parents[2] / "scanners" / "example.toml"
-    config = load_config(example, environ={"WARDWISE_SERVER_TOKEN": "x"})
+    config = load_config(
+        example, environ={"WARDWISE_SERVER_TOKEN_FILE": "", "WARDWISE_SERVER_TOKEN": "x"}
+    )
     assert config.filters.ibeacon_uuids

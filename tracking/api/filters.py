@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Q
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from hospital.models import Zone, ZoneKind
 from tracking.models import Asset, AssetStatus, Presence, Scanner, ScannerKind
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.NumberFilter):
+    """A primary key in the query string (documented as an integer, not a float)."""
 
 
 class AssetFilter(django_filters.FilterSet):
@@ -21,11 +28,9 @@ class AssetFilter(django_filters.FilterSet):
         method="filter_presence",
         help_text="never-seen also matches assets that were never located.",
     )
-    floor = django_filters.NumberFilter(field_name="location__floor_id", help_text="Floor id.")
-    zone = django_filters.NumberFilter(field_name="location__zone_id", help_text="Zone id.")
-    department = django_filters.NumberFilter(
-        field_name="department_id", help_text="Owning department id."
-    )
+    floor = IdFilter(field_name="location__floor_id", help_text="Floor id.")
+    zone = IdFilter(field_name="location__zone_id", help_text="Zone id.")
+    department = IdFilter(field_name="department_id", help_text="Owning department id.")
 
     class Meta:
         model = Asset
@@ -40,9 +45,9 @@ class AssetFilter(django_filters.FilterSet):
 
 
 class ZoneFilter(django_filters.FilterSet):
-    floor = django_filters.NumberFilter(field_name="floor_id", help_text="Floor id.")
+    floor = IdFilter(field_name="floor_id", help_text="Floor id.")
     kind = django_filters.ChoiceFilter(choices=ZoneKind.choices)
-    department = django_filters.NumberFilter(field_name="department_id")
+    department = IdFilter(field_name="department_id")
 
     class Meta:
         model = Zone
@@ -50,7 +55,7 @@ class ZoneFilter(django_filters.FilterSet):
 
 
 class ScannerFilter(django_filters.FilterSet):
-    floor = django_filters.NumberFilter(field_name="floor_id", help_text="Floor id.")
+    floor = IdFilter(field_name="floor_id", help_text="Floor id.")
     kind = django_filters.ChoiceFilter(choices=ScannerKind.choices)
     online = django_filters.BooleanFilter(
         method="filter_online", help_text="Scanners with no heartbeat yet count as offline."

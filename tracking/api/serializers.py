@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from hospital.models import Building, Floor, Zone
@@ -51,9 +52,7 @@ class AssetSerializer(serializers.ModelSerializer):
     department = serializers.CharField(source="department.name", allow_null=True, default=None)
     tag_id = serializers.CharField(source="tag.tag_id", allow_null=True, default=None)
     battery_pct = serializers.FloatField(source="tag.battery_pct", allow_null=True, default=None)
-    presence = serializers.ChoiceField(
-        source="location.presence", choices=Presence.choices, default=Presence.NEVER_SEEN
-    )
+    presence = serializers.SerializerMethodField()
     location = LocationSerializer(allow_null=True, help_text="Null until first located.")
 
     class Meta:
@@ -75,6 +74,11 @@ class AssetSerializer(serializers.ModelSerializer):
             "location",
         ]
 
+    @extend_schema_field(serializers.ChoiceField(choices=Presence.choices))
+    def get_presence(self, asset: Asset) -> str:
+        location = getattr(asset, "location", None)
+        return location.presence if location is not None else Presence.NEVER_SEEN
+
 
 class PositionSampleSerializer(serializers.ModelSerializer):
     zone = serializers.CharField(source="zone.name", allow_null=True, default=None)
@@ -92,7 +96,16 @@ class ZoneStaySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ZoneStay
-        fields = ["id", "zone_id", "zone", "floor_id", "entered_at", "left_at", "ongoing", "dwell_s"]
+        fields = [
+            "id",
+            "zone_id",
+            "zone",
+            "floor_id",
+            "entered_at",
+            "left_at",
+            "ongoing",
+            "dwell_s",
+        ]
 
     def get_ongoing(self, stay: ZoneStay) -> bool:
         return stay.left_at is None
@@ -176,7 +189,7 @@ class ScannerHealthSerializer(serializers.ModelSerializer):
 class ScannerSerializer(serializers.ModelSerializer):
     """A scanner with what its agent last reported; one never heard from is offline."""
 
-    online = serializers.BooleanField(source="health.online", default=False)
+    online = serializers.SerializerMethodField()
     health = ScannerHealthSerializer(allow_null=True, help_text="Null until the first heartbeat.")
 
     class Meta:
@@ -193,3 +206,7 @@ class ScannerSerializer(serializers.ModelSerializer):
             "online",
             "health",
         ]
+
+    def get_online(self, scanner: Scanner) -> bool:
+        health = getattr(scanner, "health", None)
+        return health is not None and health.online

@@ -45,6 +45,7 @@ class _Floor:
             sy = max((ymax - ymin) / math.sqrt(12.0), 0.3) * prior_scale
             self.zone_priors.append(((xmin + xmax) / 2, (ymin + ymax) / 2, sx, sy))
             self.zone_log_area.append(math.log(sx * sy))
+        self.zone_grid = self._zone_grid(self.walls.resolution)
         self.neighbours: list[set[int]] = [set() for _ in self.zone_names]
         for i, polygon in enumerate(self.geometry.polygons):
             for j in range(i + 1, len(self.geometry.polygons)):
@@ -57,6 +58,25 @@ class _Floor:
             max(sorted(n), key=lambda j: len(self.neighbours[j])) if n else -1
             for n in self.neighbours
         ]
+
+    def _zone_grid(self, resolution: float) -> list[int]:
+        """Zone index (or -1) at every wall-grid cell centre: an O(1) first guess for candidate
+        zones; the exact point-in-polygon test is kept for the answer itself."""
+        grid = []
+        for row in range(self.walls.rows):
+            for column in range(self.walls.columns):
+                index = self.geometry.zone_index_at(
+                    (column + 0.5) * resolution, (row + 0.5) * resolution
+                )
+                grid.append(-1 if index is None else index)
+        return grid
+
+    def zone_near(self, x: float, y: float) -> int:
+        return self.zone_grid[self.walls.cell(x, y)]
+
+    def in_zone_box(self, zone: int, x: float, y: float) -> bool:
+        xmin, ymin, xmax, ymax = self.zone_boxes[zone]
+        return xmin <= x <= xmax and ymin <= y <= ymax
 
 
 class _TagState:
@@ -76,6 +96,8 @@ class _TagState:
         "pending",
         "rssi",
         "zone",
+        "zone_challenger",
+        "zone_challenges",
         "zone_posterior",
     )
 
@@ -92,6 +114,8 @@ class _TagState:
         self.kf_ts = ts
         self.gate_failures = 0
         self.zone = -1
+        self.zone_challenger = -1
+        self.zone_challenges = 0
         self.zone_posterior: dict[int, float] = {}
         self.moving = False
         self.mobility = mobility
@@ -364,8 +388,9 @@ class LocalizationEngine:
         start = state.last_solution or centroid
         zone = -1
         zone_probability = 1.0
+        spread = 0.0
         if floor.zone_names:
-            zone, zone_probability, chosen = self._zone_update(
+            zone, zone_probability, chosen, spread = self._zone_update(
                 state, floor, measurements, centroid, start, dt_since
             )
         else:
@@ -383,12 +408,14 @@ class LocalizationEngine:
         )
         if zone >= 0:
             xmin, ymin, xmax, ymax = floor.zone_boxes[zone]
-            if floor.geometry.zone_index_at(x, y) != zone:
+            if not floor.in_zone_box(zone, x, y):
                 x, y = min(max(x, xmin), xmax), min(max(y, ymin), ymax)
         x, y = floor.geometry.clamp(x, y)
         if config.self_calibration and len(measurements) >= 4 and zone_probability > 0.9:
             self._learn_calibration(floor, measurements, chosen)
-        sigma = math.sqrt(max(var_x + var_y, 1e-6) / 2.0)
+        sigma = math.sqrt(max(var_x + var_y + spread, 1e-6) / 2.0)
+        if len(measurements) < 3:  # one or two scanners cannot pin a position down
+            sigma = max(sigma, config.few_scanners_min_sigma_m)
         accuracy = config.accuracy_scale * SIGMA_RADIUS_68 * sigma
         return Estimate(
             ts=ts,
@@ -418,7 +445,7 @@ class LocalizationEngine:
         for zone in (
             state.zone,
             *(self.scanner_zone[floor.scanner_indexes[m.source_index]] for m in ranked[:2]),
-            floor.geometry.zone_index_at(*centroid),
+            floor.zone_near(*centroid),
             floor.hub[state.zone] if state.zone >= 0 else -1,
             *sorted(state.zone_posterior, key=lambda z: -state.zone_posterior[z]),
         ):
@@ -429,10 +456,12 @@ class LocalizationEngine:
         if not candidates:
             sigma = config.position_prior_sigma_m
             prior = (centroid[0], centroid[1], sigma, sigma)
-            return -1, 1.0, self._fit(floor, measurements, start, floor.bounds, prior)
+            return -1, 1.0, self._fit(floor, measurements, start, floor.bounds, prior), 0.0
         fits = {}
         log_posterior = {}
-        rate = config.zone_switch_rate_moving_per_s if state.moving else config.zone_switch_rate_per_s
+        rate = (
+            config.zone_switch_rate_moving_per_s if state.moving else config.zone_switch_rate_per_s
+        )
         switch = 1.0 - math.exp(-rate * max(dt, 0.0))
         previous = state.zone_posterior
         for zone in candidates:
@@ -467,9 +496,41 @@ class LocalizationEngine:
         posterior = {zone: weight / total for zone, weight in weights.items()}
         kept = sorted(posterior, key=lambda z: (-posterior[z], z))[:MAX_ZONE_HYPOTHESES]
         state.zone_posterior = {zone: max(posterior[zone], 1e-6) for zone in kept}
-        best = kept[0]
-        state.zone = best
-        return best, posterior[best], fits[best]
+        best = self._sticky_zone(state, kept[0], posterior)
+        spread = 0.0  # mixture spread: how far the other zones' answers are, by probability
+        for zone, probability in posterior.items():
+            spread += probability * (
+                (fits[zone].x - fits[best].x) ** 2 + (fits[zone].y - fits[best].y) ** 2
+            )
+        return best, posterior[best], fits[best], spread
+
+    def _sticky_zone(self, state, leader: int, posterior: dict[int, float]) -> int:
+        """Reported zone with hysteresis: a new zone must lead the posterior with at least
+        `zone_switch_probability` on `zone_switch_confirmations` consecutive updates (or be
+        near certain), so evidence that wobbles around 50/50 on a doorway never flips it."""
+        config = self.config
+        current = state.zone
+        if current < 0 or current not in posterior or leader == current:
+            state.zone_challenger, state.zone_challenges = -1, 0
+            state.zone = leader
+            return leader
+        probability = posterior[leader]
+        if probability >= config.zone_certain_probability:
+            state.zone_challenger, state.zone_challenges = -1, 0
+            state.zone = leader
+            return leader
+        if probability >= config.zone_switch_probability:
+            if state.zone_challenger == leader:
+                state.zone_challenges += 1
+            else:
+                state.zone_challenger, state.zone_challenges = leader, 1
+            if state.zone_challenges >= config.zone_switch_confirmations:
+                state.zone_challenger, state.zone_challenges = -1, 0
+                state.zone = leader
+                return leader
+        else:
+            state.zone_challenger, state.zone_challenges = -1, 0
+        return current
 
     def _learn_calibration(self, floor: _Floor, measurements, solution: Solution) -> None:
         """Per-scanner offset = running mean of (received - predicted with nominal 1 m power) at
@@ -526,9 +587,12 @@ class LocalizationEngine:
         kf.x = np.array(state.kf_x, dtype=float)
         kf.P = np.array(state.kf_p, dtype=float).reshape(4, 4)
         kf.predict(F=f, Q=process)
-        innovation = z - kf.H @ kf.x
-        s = kf.H @ kf.P @ kf.H.T + r
-        nis = float(innovation @ np.linalg.solve(s, innovation))
+        p = kf.P
+        ix, iy = zx - float(kf.x[0]), zy - float(kf.x[2])
+        s11, s12, s22 = p[0, 0] + var_x, p[0, 2] + cov_xy, p[2, 2] + var_y
+        nis = (s22 * ix * ix - 2 * s12 * ix * iy + s11 * iy * iy) / max(
+            s11 * s22 - s12 * s12, 1e-12
+        )
         if nis > config.gate_chi2:
             state.gate_failures += 1
             if state.gate_failures >= config.gate_resets_after:
@@ -580,6 +644,12 @@ class LocalizationEngine:
             "zone_posterior": (
                 {floor.zone_names[z]: p for z, p in state.zone_posterior.items()} if floor else {}
             ),
+            "zone_challenger": (
+                floor.zone_names[state.zone_challenger]
+                if floor and state.zone_challenger >= 0
+                else None
+            ),
+            "zone_challenges": state.zone_challenges,
             "moving": state.moving,
             "mobility": state.mobility,
             "last_solution": list(state.last_solution) if state.last_solution else None,
@@ -606,6 +676,8 @@ class LocalizationEngine:
             state.kf_p = data.get("kf_p")
             state.kf_ts = float(data.get("kf_ts", state.last_ts))
             state.zone = floor.zone_index.get(data.get("zone"), -1)
+            state.zone_challenger = floor.zone_index.get(data.get("zone_challenger"), -1)
+            state.zone_challenges = int(data.get("zone_challenges", 0))
             state.zone_posterior = {
                 floor.zone_index[name]: float(p)
                 for name, p in data.get("zone_posterior", {}).items()

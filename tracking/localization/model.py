@@ -125,12 +125,12 @@ class EngineConfig:
 
     solve_interval_s: float = 1.0
     solve_interval_still_s: float = 2.0
-    max_iterations: int = 6
+    max_iterations: int = 5
     zone_hypotheses: int = 4
     zone_prior_scale: float = 1.0
     zone_occam: float = 1.0
     stale_after_s: float = 8.0
-    smoothing_tau_still_s: float = 4.0
+    smoothing_tau_still_s: float = 2.0
     smoothing_tau_moving_s: float = 1.2
     outlier_clip_db: float = 8.0
     shadowing_sigma_db: float = 4.0
@@ -144,10 +144,14 @@ class EngineConfig:
     position_prior_sigma_m: float = 6.0
     max_scanners: int = 10
     floor_hysteresis_db: float = 6.0
-    zone_likelihood_temper: float = 0.35
+    zone_likelihood_temper: float = 1.0
     zone_switch_rate_per_s: float = 0.08
     zone_switch_rate_moving_per_s: float = 0.5
     zone_far_jump_probability: float = 1e-4
+    zone_switch_probability: float = 0.85
+    zone_switch_confirmations: int = 1
+    zone_certain_probability: float = 0.97
+    few_scanners_min_sigma_m: float = 2.5
     self_calibration: bool = True
     calibration_max_distance_m: float = 9.0
     calibration_prior_count: float = 30.0

@@ -69,7 +69,7 @@ def solve(
     tag_offset_sigma_db: float = 3.0,
     prior: tuple[float, float, float, float] | None = None,
     max_iterations: int = 8,
-    tolerance_m: float = 0.01,
+    tolerance_m: float = 0.02,
 ) -> Solution:
     """Minimise the robust weighted dB misfit over (x, y, tag offset) inside `bounds`.
 

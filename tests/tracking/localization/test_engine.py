@@ -1,0 +1,147 @@
+"""LocalizationEngine behaviour: answers, hysteresis, determinism, state, bounded memory."""
+
+import itertools
+import json
+import math
+
+from conftest import model_rssi, readings_for
+
+from tracking.localization import EngineConfig, LocalizationEngine, Reading
+
+TAG = "mac:AA:BB:CC:DD:EE:01"
+
+
+def run(engine, readings):
+    estimates = []
+    for reading in readings:
+        estimates += engine.process(reading)
+    return estimates + engine.flush(readings[-1].ts if readings else None)
+
+
+def test_a_tag_beside_one_scanner_is_placed_in_its_room(two_rooms):
+    engine = LocalizationEngine(two_rooms)
+    estimates = run(engine, readings_for(two_rooms, TAG, 2.0, 2.5, "L1", 10))
+    last = estimates[-1]
+    assert (last.floor, last.zone) == ("L1", "A")
+    assert math.dist((last.x, last.y), (2.0, 2.5)) < 1.5
+    assert 0 < last.accuracy_m < 5
+
+
+def test_one_scanner_gives_a_position_near_it_with_a_large_uncertainty(two_rooms):
+    engine = LocalizationEngine(two_rooms)
+    scanner = two_rooms.scanners[0]
+    readings = [Reading(1000.0 + k, "sa", TAG, round(model_rssi(scanner, 1, 1))) for k in range(5)]
+    last = run(engine, readings)[-1]
+    assert last.zone == "A"
+    assert math.dist((last.x, last.y), (2.5, 2.5)) < 1.0
+    assert last.accuracy_m >= 3.0
+    assert last.scanners_used == 1
+
+
+def test_two_scanners_put_the_tag_between_them_nearer_the_louder(two_rooms):
+    engine = LocalizationEngine(two_rooms)
+    last = run(engine, readings_for(two_rooms, TAG, 3.5, 2.5, "L1", 10))[-1]
+    assert 2.0 <= last.x <= 5.0
+    assert last.zone == "A"
+    assert last.scanners_used == 2
+
+
+def test_a_tag_on_the_doorway_does_not_flicker_between_rooms(two_rooms):
+    """On the shared wall both rooms hear it alike; noise alone must not flip the room."""
+    engine = LocalizationEngine(two_rooms)
+
+    def noise(k, i):
+        return 3.0 * math.sin(1.7 * k + 2.1 * i) + 2.0 * math.cos(0.9 * k * (i + 1))
+
+    estimates = run(engine, readings_for(two_rooms, TAG, 5.0, 2.5, "L1", 120, noise=noise))
+    zones = [e.zone for e in estimates]
+    changes = sum(1 for a, b in itertools.pairwise(zones) if a != b)
+    assert changes <= 1
+    assert all(4.0 <= e.x <= 6.0 for e in estimates[5:])
+
+
+def test_a_tag_that_really_moves_changes_room(two_rooms):
+    engine = LocalizationEngine(two_rooms)
+    readings = readings_for(two_rooms, TAG, 1.5, 2.5, "L1", 20)
+    readings += readings_for(two_rooms, TAG, 8.5, 2.5, "L1", 20, start=1020.0)
+    estimates = run(engine, readings)
+    assert estimates[0].zone == "A"
+    assert estimates[-1].zone == "B"
+
+
+def test_floor_choice_resists_a_single_loud_reading_from_another_floor(two_floors):
+    engine = LocalizationEngine(two_floors)
+    readings = readings_for(two_floors, TAG, 10, 5, "L1", 10)
+    spike = Reading(readings[-1].ts + 0.01, "s20", TAG, -40.0)
+    estimates = run(engine, [*readings, spike])
+    assert {e.floor for e in estimates} == {"L1"}
+
+
+def test_floor_changes_when_the_tag_really_moves_floor(two_floors):
+    engine = LocalizationEngine(two_floors)
+    readings = readings_for(two_floors, TAG, 10, 5, "L1", 10)
+    readings += readings_for(two_floors, TAG, 10, 5, "L2", 20, start=1010.0)
+    estimates = run(engine, readings)
+    assert estimates[0].floor == "L1"
+    assert estimates[-1].floor == "L2"
+
+
+def test_same_readings_give_identical_estimates(two_rooms):
+    def noise(k, i):
+        return 4.0 * math.sin(3.3 * k + i)
+
+    readings = readings_for(two_rooms, TAG, 3.0, 2.0, "L1", 30, noise=noise)
+    first = run(LocalizationEngine(two_rooms), readings)
+    second = run(LocalizationEngine(two_rooms), readings)
+    assert first == second
+
+
+def test_state_round_trips_through_json(two_rooms):
+    readings = readings_for(two_rooms, TAG, 3.0, 2.0, "L1", 20)
+    reference = LocalizationEngine(two_rooms)
+    expected = run(reference, readings)
+    engine = LocalizationEngine(two_rooms)
+    moved = []
+    for i, reading in enumerate(readings):
+        moved += engine.process(reading)
+        if i % 7 == 0:  # as a Celery worker would: state to Redis and back, in a fresh engine
+            state = json.loads(json.dumps(engine.export_state(TAG)))
+            calibration = engine.export_calibration()
+            engine = LocalizationEngine(two_rooms)
+            engine.import_calibration(calibration)
+            engine.import_state(TAG, state)
+    moved += engine.flush(readings[-1].ts)
+    assert moved == expected
+
+
+def test_tags_never_heard_have_no_state_and_no_estimates(two_rooms):
+    engine = LocalizationEngine(two_rooms)
+    assert engine.flush() == []
+    assert engine.export_state(TAG) is None
+    assert engine.process(Reading(1.0, "no-such-scanner", TAG, -60)) == []
+    assert engine.unknown_scanner_readings == 1
+    assert engine.tags == {}
+
+
+def test_a_tag_heard_once_gets_an_estimate_at_flush(two_rooms):
+    engine = LocalizationEngine(two_rooms)
+    assert engine.process(Reading(5.0, "sb", TAG, -62)) == []
+    [estimate] = engine.flush()
+    assert (estimate.ts, estimate.tag, estimate.zone) == (5.0, TAG, "B")
+
+
+def test_stale_scanners_are_forgotten(two_rooms):
+    engine = LocalizationEngine(two_rooms, EngineConfig(stale_after_s=5.0))
+    engine.process(Reading(0.0, "sa", TAG, -60))
+    engine.process(Reading(100.0, "sb", TAG, -60))
+    engine.process(Reading(101.5, "sb", TAG, -60))
+    assert set(engine.export_state(TAG)["rssi"]) == {"sb"}
+
+
+def test_mobility_class_comes_from_the_callback(two_rooms):
+    engine = LocalizationEngine(two_rooms, mobility_for_tag=lambda tag: "roaming")
+    engine.process(Reading(0.0, "sa", TAG, -60))
+    assert engine.export_state(TAG)["mobility"] == "roaming"
+    engine = LocalizationEngine(two_rooms, mobility_for_tag=lambda tag: "no-such-class")
+    engine.process(Reading(0.0, "sa", TAG, -60))
+    assert engine.export_state(TAG)["mobility"] == EngineConfig().default_mobility

@@ -1,0 +1,78 @@
+"""The position maths on known geometry, without noise."""
+
+import math
+
+import pytest
+
+from tracking.localization.solver import Measurement, solve, weighted_centroid
+
+SQUARE = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)]
+BOUNDS = (0.0, 0.0, 10.0, 10.0)
+
+
+def exact(tag, scanners=SQUARE, p0=-59.0, exponent=2.0, dz=1.5, offset=0.0):
+    """Noise-free log-distance RSSI for a tag at `tag`."""
+    return [
+        Measurement(
+            x=sx,
+            y=sy,
+            dz=dz,
+            p0=p0,
+            exponent=exponent,
+            rssi=p0
+            + offset
+            - 10 * exponent * math.log10(math.dist(tag, (sx, sy)) ** 2 + dz**2) / 2,
+            variance=16.0,
+        )
+        for sx, sy in scanners
+    ]
+
+
+@pytest.mark.parametrize("tag", [(3.0, 4.0), (5.0, 5.0), (9.0, 1.0), (0.5, 7.5)])
+def test_exact_ranges_give_the_exact_point(tag):
+    measurements = exact(tag)
+    fit = solve(measurements, weighted_centroid(measurements), BOUNDS, prior=None)
+    assert fit.x == pytest.approx(tag[0], abs=0.05)
+    assert fit.y == pytest.approx(tag[1], abs=0.05)
+    assert fit.cost == pytest.approx(0.0, abs=1e-3)
+
+
+def test_a_tag_louder_than_nominal_is_explained_by_its_own_offset_not_a_wrong_position():
+    measurements = exact((3.0, 4.0), offset=4.0)
+    fit = solve(
+        measurements, (5.0, 5.0), BOUNDS, prior=None, max_iterations=30, tag_offset_sigma_db=1e3
+    )
+    assert (fit.x, fit.y) == pytest.approx((3.0, 4.0), abs=0.1)
+    assert fit.tag_offset == pytest.approx(4.0, abs=0.2)
+
+
+def test_symmetric_readings_put_the_tag_in_the_middle():
+    measurements = exact((5.0, 5.0))
+    assert weighted_centroid(measurements) == pytest.approx((5.0, 5.0))
+    fit = solve(measurements, (2.0, 8.0), BOUNDS, prior=None, max_iterations=30)
+    assert (fit.x, fit.y) == pytest.approx((5.0, 5.0), abs=0.05)
+    var_x, cov_xy, var_y = fit.covariance
+    assert var_x == pytest.approx(var_y, rel=1e-6)
+    assert cov_xy == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_answer_stays_inside_the_bounds():
+    measurements = exact((9.5, 9.5))
+    fit = solve(measurements, (5.0, 5.0), (0.0, 0.0, 6.0, 6.0), prior=None)
+    assert 0.0 <= fit.x <= 6.0
+    assert 0.0 <= fit.y <= 6.0
+
+
+def test_one_scanner_stays_at_the_scanner_with_a_large_uncertainty():
+    measurements = exact((3.0, 3.0), scanners=[(5.0, 5.0)])
+    fit = solve(measurements, weighted_centroid(measurements), BOUNDS, prior=(5.0, 5.0, 6.0, 6.0))
+    assert (fit.x, fit.y) == pytest.approx((5.0, 5.0), abs=0.01)
+    assert math.sqrt(fit.covariance[0]) > 3.0
+
+
+def test_fixed_wall_losses_are_part_of_the_model():
+    tag = (3.0, 4.0)
+    measurements = exact(tag)
+    measurements[1].rssi -= 5.0  # a wall between the tag and the second scanner
+    fit = solve(measurements, (5, 5), BOUNDS, wall_losses=[0, 5.0, 0, 0], prior=None)
+    assert (fit.x, fit.y) == pytest.approx(tag, abs=0.05)
