@@ -14,5 +14,5 @@ class DeviceTokenScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "Device token of a scanner gateway or sensor: `Token ww_<lookup>_<secret>`.",
+            "description": "A gateway or sensor token: `Token ww_<lookup>_<secret>`.",
         }

@@ -31,7 +31,10 @@ def _instant(params, name: str) -> datetime | None:
     raw = params.get(name)
     if raw in (None, ""):
         return None
-    value = parse_datetime(raw.strip().replace(" ", "+"))
+    try:
+        value = parse_datetime(raw.strip().replace(" ", "+"))
+    except ValueError:
+        value = None
     if value is None:
         raise ValidationError({name: "an ISO-8601 date and time, e.g. 2026-03-01T08:00:00Z"})
     return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)

@@ -33,6 +33,9 @@ class Command(BaseCommand):
             f"Demo hospital on http://{options['host']}:{options['port']}/ "
             f"(users: {', '.join(ALL_ROLES)}; password: <user>{DEMO_LOGIN_SUFFIX})"
         )
+        from tracking.management.commands.simulate import start_feed
+
+        start_feed(f"http://{options['host']}:{options['port']}")
         call_command("runserver", f"{options['host']}:{options['port']}", use_reloader=False)
 
     def _ensure_demo_users(self) -> None:
