@@ -33,7 +33,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(GROUP, self.channel_name)
         self.joined = True
         await self.accept()
-        await self.send_json({"type": "snapshot", "alerts": await database_sync_to_async(snapshot)()})
+        await self.send_json(
+            {"type": "snapshot", "alerts": await database_sync_to_async(snapshot)()}
+        )
 
     async def disconnect(self, code):
         if self.joined:
@@ -43,4 +45,6 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         """The console only listens; acknowledging goes through the REST API (audited)."""
 
     async def alert_changed(self, message):
-        await self.send_json({"type": "alert", "event": message["event"], "alert": message["alert"]})
+        await self.send_json(
+            {"type": "alert", "event": message["event"], "alert": message["alert"]}
+        )

@@ -36,7 +36,9 @@ def payload(alert) -> dict:
         "opened_at": iso(alert.opened_at),
         "updated_at": iso(alert.updated_at),
         "acknowledged_at": iso(alert.acknowledged_at),
-        "acknowledged_by": alert.acknowledged_by.get_username() if alert.acknowledged_by_id else None,
+        "acknowledged_by": alert.acknowledged_by.get_username()
+        if alert.acknowledged_by_id
+        else None,
         "resolved_at": iso(alert.resolved_at),
         "tier": alert.tier,
     }

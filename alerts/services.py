@@ -310,9 +310,7 @@ def _notify_told_tiers(alert: Alert, reason: str, now: datetime) -> None:
         return
     for tier in _tiers(alert.policy):
         if tier.position <= alert.tier:
-            _event(
-                alert, AlertEvent.Kind.NOTIFIED, at=now, message=reason, tier=tier.position
-            )
+            _event(alert, AlertEvent.Kind.NOTIFIED, at=now, message=reason, tier=tier.position)
             _schedule(alert, tier, reason)
 
 

@@ -12,7 +12,8 @@ Metrics are sampled once per tag per advertisement against the truth at that mom
 method's latest estimate (so a slow or lagging method pays for it):
 
 - median / p90 error (m), over samples where the floor is right;
-- floor accuracy, room accuracy (estimated zone == true zone, wrong floor counts as wrong);
+- floor accuracy, room accuracy (estimated zone == true zone, wrong floor counts as wrong), also
+  split into samples where the tag is parked and where it moved > 0.5 m in the last 5 s;
 - coverage: share of samples having an estimate at most 10 s old;
 - 1-sigma coverage: share of samples whose error is within the reported accuracy_m (target 68 %);
 - Cramer-Rao bound RMSE >= 0.46 (sigma/n) d / sqrt(N), with sigma the total per-reading spread,
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -45,6 +47,8 @@ from tracking.simulation.radio import RadioConfig, RadioSimulator, write_trace
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 STALE_ESTIMATE_S = 10.0
 WARM_UP_S = 10.0
+MOTION_WINDOW_S = 5.0
+MOTION_MIN_M = 0.5
 METHODS = ("engine", *BASELINES)
 
 
@@ -106,9 +110,11 @@ def evaluate(site: SiteSpec, truth, estimates) -> dict[str, float]:
         by_tag.setdefault(estimate.tag, []).append(estimate)
     start = min(row.ts for row in truth) + WARM_UP_S
     errors, within, floor_ok, room_ok, covered, samples = [], [], 0, 0, 0, 0
+    room_by_motion = {True: [0, 0], False: [0, 0]}  # moving?: [right room, covered]
     for tag, rows in _truth_index(truth).items():
         tag_estimates = sorted(by_tag.get(tag, []), key=lambda e: e.ts)
         times = np.array([e.ts for e in tag_estimates])
+        truth_times = np.array([row.ts for row in rows])
         for row in rows:
             if row.ts < start:
                 continue
@@ -118,10 +124,16 @@ def evaluate(site: SiteSpec, truth, estimates) -> dict[str, float]:
                 continue
             covered += 1
             estimate = tag_estimates[i]
+            earlier = rows[max(int(np.searchsorted(truth_times, row.ts - MOTION_WINDOW_S)), 0)]
+            moving = math.hypot(row.x - earlier.x, row.y - earlier.y) > MOTION_MIN_M
+            room_by_motion[moving][1] += 1
             if estimate.floor != row.floor:
                 continue
             floor_ok += 1
             room_ok += estimate.zone == row.zone
+            room_by_motion[moving][0] += estimate.zone == row.zone
+            if math.isnan(row.x):  # zone-only ground truth
+                continue
             error = math.hypot(estimate.x - row.x, estimate.y - row.y)
             errors.append(error)
             within.append(error <= estimate.accuracy_m)
@@ -131,6 +143,13 @@ def evaluate(site: SiteSpec, truth, estimates) -> dict[str, float]:
         "p90_m": float(np.percentile(errors_array, 90)),
         "floor_accuracy": floor_ok / max(covered, 1),
         "room_accuracy": room_ok / max(covered, 1),
+        "room_accuracy_parked": room_by_motion[False][0] / max(room_by_motion[False][1], 1),
+        "room_accuracy_moving": (
+            room_by_motion[True][0] / room_by_motion[True][1]
+            if room_by_motion[True][1]
+            else math.nan
+        ),
+        "moving_share": room_by_motion[True][1] / max(covered, 1),
         "coverage": covered / max(samples, 1),
         "sigma_coverage": float(np.mean(within)) if within else math.nan,
     }
@@ -176,17 +195,32 @@ def run_scenario(scenario: Scenario, seed: int, duration_s: float, workdir: Path
     )
     simulator = RadioSimulator(document, scenario.radio, seed=seed)
     readings, truth = simulator.run(duration_s)
-    trace_path = workdir / f"{scenario.name}-{seed}.csv"
-    write_trace(trace_path, readings)
     site = SiteSpec.from_document(document)
+    mobility = {state.tag: state.mobility for state in simulator.tags}
+    results = run_methods(
+        site, readings, truth, workdir, f"{scenario.name}-{seed}", mobility=mobility.get
+    )
+    return {
+        "methods": results,
+        "readings": len(readings),
+        "tags": len(simulator.tags),
+        "cramer_rao_rmse_m": cramer_rao(simulator, readings, truth, scenario.radio),
+    }
+
+
+def run_methods(
+    site: SiteSpec, readings, truth, workdir: Path, name: str, config=None, mobility=None
+):
+    """Engine (through the CSV replay path, timed) and baselines on the same readings."""
+    trace_path = workdir / f"{name}.csv"
+    write_trace(trace_path, readings)
+    out_path = workdir / f"{name}-estimates.csv"
     results: dict[str, dict] = {}
-    out_path = workdir / f"{scenario.name}-{seed}-estimates.csv"
     started = time.perf_counter()
     with open(trace_path, newline="") as trace, open(out_path, "w", newline="") as out:
-        replay_file(site, trace, out, mobility_for_tag=simulator.mobility_for_tag)
+        replay_file(site, trace, out, config=config, mobility_for_tag=mobility)
     elapsed = time.perf_counter() - started
-    engine_estimates = read_estimates(out_path)
-    results["engine"] = evaluate(site, truth, engine_estimates)
+    results["engine"] = evaluate(site, truth, read_estimates(out_path))
     results["engine"]["readings_per_s"] = len(readings) / elapsed
     for method in BASELINES:
         baseline = Baseline(site, method)
@@ -199,12 +233,35 @@ def run_scenario(scenario: Scenario, seed: int, duration_s: float, workdir: Path
         elapsed = time.perf_counter() - started
         results[method] = evaluate(site, truth, estimates)
         results[method]["readings_per_s"] = len(readings) / elapsed
-    return {
-        "methods": results,
-        "readings": len(readings),
-        "tags": len(simulator.tags),
-        "cramer_rao_rmse_m": cramer_rao(simulator, readings, truth, scenario.radio),
-    }
+    return results
+
+
+def real_scenarios(workdir: Path) -> dict[str, dict]:
+    """The recorded datasets converted by bench/real_data.py (skipped when absent)."""
+    from bench import real_data
+    from tracking.simulation.radio import TruthRow
+
+    results = {}
+    for name in real_data.available_datasets():
+        scenario = real_data.load(name)
+        site = SiteSpec.from_document(scenario.site)
+        readings = [Reading(ts, scanner, tag, rssi) for ts, scanner, tag, rssi in scenario.readings]
+        truth = [TruthRow(*row) for row in scenario.truth]
+        config = EngineConfig()
+        if scenario.tag_height_m is not None:
+            config = dataclasses.replace(config, tag_height_m=scenario.tag_height_m)
+        methods = run_methods(
+            site, readings, truth, workdir, name, config=config, mobility=lambda tag: "roaming"
+        )
+        results[f"real: {name}"] = {
+            "description": scenario.notes.strip().split(". ")[0],
+            "methods": methods,
+            "seeds": 1,
+            "readings": len(readings),
+            "cramer_rao_rmse_m": math.nan,
+            "xy_truth": scenario.has_xy_truth,
+        }
+    return results
 
 
 def read_estimates(path: Path):
@@ -261,7 +318,7 @@ def memory_for_tags(tag_count: int, seconds: float = 12.0) -> dict[str, float]:
     t0 = 1_700_000_000.0
     for step in range(int(seconds)):
         for tag_number in range(tag_count):
-            tag = f"mac:02:00:00:{tag_number >> 16 & 255:02X}:{tag_number >> 8 & 255:02X}:{tag_number & 255:02X}"
+            tag = "mac:02:00:" + ":".join(f"{tag_number >> k & 255:02X}" for k in (16, 8, 0))
             centre = scanners[tag_number % len(scanners)]
             for scanner in scanners[:40:4]:
                 distance = math.hypot(scanner.x - centre.x, scanner.y - centre.y) + 1.0
@@ -282,8 +339,10 @@ COLUMNS = (
     ("p90_m", "p90 m", "{:.2f}"),
     ("floor_accuracy", "floor", "{:.1%}"),
     ("room_accuracy", "room", "{:.1%}"),
+    ("room_accuracy_parked", "room (parked)", "{:.1%}"),
+    ("room_accuracy_moving", "room (moving)", "{:.1%}"),
     ("coverage", "coverage", "{:.1%}"),
-    ("sigma_coverage", "1σ cov.", "{:.1%}"),
+    ("sigma_coverage", "1-sigma cov.", "{:.1%}"),
     ("readings_per_s", "readings/s", "{:,.0f}"),
 )
 
@@ -300,8 +359,12 @@ def markdown(report: dict) -> str:
         lines += [
             f"## {name}: {result['description']}",
             "",
-            f"{result['readings']:,} readings in all seeds; Cramer-Rao bound RMSE "
-            f">= {result['cramer_rao_rmse_m']:.2f} m",
+            f"{result['readings']:,} readings in all seeds"
+            + (
+                f"; Cramer-Rao bound RMSE >= {result['cramer_rao_rmse_m']:.2f} m"
+                if result["cramer_rao_rmse_m"] == result["cramer_rao_rmse_m"]
+                else ""
+            ),
             "",
             "| method | " + " | ".join(label for _k, label, _f in COLUMNS) + " |",
             "|---|" + "---|" * len(COLUMNS),
@@ -336,11 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="run only the scenario with this name")
     parser.add_argument("--memory-tags", type=int, default=10_000)
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--no-real", action="store_true", help="skip the recorded datasets")
     args = parser.parse_args(argv)
     seeds = 1 if args.quick else args.seeds
     duration = 300.0 if args.quick else args.duration
     report = {
-        "command": "python -m bench.accuracy " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m bench.accuracy "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "seeds": seeds,
         "duration_s": duration,
         "scenarios": {},
@@ -357,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
             report["scenarios"][scenario.name] = result
             print(markdown({**report, "scenarios": {scenario.name: result}}).split("\n", 4)[4])
             sys.stdout.flush()
+        if not args.only and not args.no_real:
+            for name, result in real_scenarios(Path(tmp)).items():
+                report["scenarios"][name] = result
+                print(markdown({**report, "scenarios": {name: result}}).split("\n", 4)[4])
     if args.memory_tags:
         report["memory"] = memory_for_tags(args.memory_tags)
     text = markdown(report)

@@ -220,7 +220,9 @@ def evaluate_safely(sensor_ids, *, now: datetime | None = None) -> None:
         try:
             evaluate_sensor(sensor_id, now=now)
         except Exception:
-            log.exception("rule evaluation failed for sensor %s; the periodic task retries", sensor_id)
+            log.exception(
+                "rule evaluation failed for sensor %s; the periodic task retries", sensor_id
+            )
 
 
 def check_sensors(*, now: datetime | None = None) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from tracking.ingestion import EnvelopeError, parse_envelope, parse_timestamp
 
-__all__ = ["EnvelopeError", "EnvReading", "ValidatedBatch", "validate_environment_batch"]
+__all__ = ["EnvReading", "EnvelopeError", "ValidatedBatch", "validate_environment_batch"]
 
 MAX_READINGS = 5000
 MAX_FUTURE_SKEW_S = 300.0

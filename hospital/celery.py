@@ -28,4 +28,12 @@ app.conf.beat_schedule = {
         "task": "tracking.tasks.prune_position_history",
         "schedule": 3600.0,
     },
+    "environment-check-sensors": {
+        "task": "environment.tasks.check_sensors",
+        "schedule": 30.0,
+    },
+    "alerts-run-escalations": {
+        "task": "alerts.tasks.run_escalations",
+        "schedule": 30.0,
+    },
 }

@@ -11,6 +11,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("tracking.urls")),
     path("api/v1/", include("tracking.api.urls")),
+    path("api/v1/", include("environment.urls")),
+    path("api/v1/", include("alerts.urls")),
     path("api/v1/health/", observability.health_view, name="health"),
     path("metrics", observability.metrics_view, name="metrics"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

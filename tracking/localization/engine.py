@@ -17,6 +17,7 @@ SIGMA_RADIUS_68 = math.sqrt(-2.0 * math.log(1.0 - 0.6827))  # 2-D: P(r < k sigma
 MAX_SCANNERS_PER_TAG = 32
 MAX_ZONE_HYPOTHESES = 4
 FLOOR_SWITCH_CONFIRMATIONS = 2
+NOISE_LEVEL_RATE = 0.01
 
 
 class _Floor:
@@ -163,6 +164,7 @@ class LocalizationEngine:
         self.calibration_count = [0.0] * len(self.scanners)
         self.tags: dict[str, _TagState] = {}
         self.unknown_scanner_readings = 0
+        self.noise_level = 1.0
         self._kf = KalmanFilter(dim_x=4, dim_z=2)
         self._kf.H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
 
@@ -183,15 +185,20 @@ class LocalizationEngine:
         limit = self.config.calibration_max_offset_db
         return nominal + max(-limit, min(limit, learned))
 
-    def export_calibration(self) -> dict[str, dict[str, float]]:
+    def export_calibration(self) -> dict[str, Any]:
+        """Site-wide learned state (scanner offsets, noise level) as a JSON-able dict."""
         return {
-            scanner.serial: {"sum": self.calibration_sum[i], "count": self.calibration_count[i]}
-            for i, scanner in enumerate(self.scanners)
-            if self.calibration_count[i]
+            "noise_level": self.noise_level,
+            "scanners": {
+                scanner.serial: {"sum": self.calibration_sum[i], "count": self.calibration_count[i]}
+                for i, scanner in enumerate(self.scanners)
+                if self.calibration_count[i]
+            },
         }
 
-    def import_calibration(self, calibration: dict[str, dict[str, float]]) -> None:
-        for serial, stats in calibration.items():
+    def import_calibration(self, calibration: dict[str, Any]) -> None:
+        self.noise_level = float(calibration.get("noise_level", 1.0))
+        for serial, stats in calibration.get("scanners", {}).items():
             index = self.scanner_index.get(serial)
             if index is not None:
                 self.calibration_sum[index] = float(stats["sum"])
@@ -400,7 +407,12 @@ class LocalizationEngine:
             chosen = self._fit(floor, measurements, (chosen.x, chosen.y), floor.bounds, prior)
         state.last_solution = (chosen.x, chosen.y)
         dof = max(len(measurements) - 1, 1)
-        inflation = max(1.0, chosen.cost / dof)
+        misfit = chosen.cost / dof
+        if len(measurements) >= 4:
+            # site-wide noise level: real shadowing differs from the configured sigma; the
+            # running mean misfit of well-determined fits scales every covariance honestly
+            self.noise_level += NOISE_LEVEL_RATE * (misfit - self.noise_level)
+        inflation = max(1.0, self.noise_level, misfit)
         var_x, cov_xy, var_y = (value * inflation for value in chosen.covariance)
         var_x, var_y = max(var_x, 0.05), max(var_y, 0.05)
         x, y, var_x, cov_xy, var_y = self._track(
