@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Browser libraries (Leaflet, Chart.js) from the pinned package-lock.json, served as static files.
+NODE_STAMP := node_modules/.installed
 # Debian packages the project needs beyond a stock machine of this kind (browser tests).
 APT_PACKAGES := chromium chromium-driver
 
@@ -10,7 +12,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wardwise
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 DEMO_PORT ?= 8000
 
-.PHONY: install demo test lint format services bench bench-accuracy migrate apt clean
+.PHONY: install node demo test lint format services bench bench-accuracy migrate apt screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +20,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
+
+node: $(NODE_STAMP)
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -31,7 +39,7 @@ migrate: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 
 ## The demo: embedded defaults (SQLite, in-process channel layer and tasks), demo hospital loaded.
-demo: $(STAMP)
+demo: $(STAMP) $(NODE_STAMP)
 	DEBUG=true $(BIN)/python manage.py demo --port $(DEMO_PORT)
 
 lint: $(STAMP)
@@ -43,8 +51,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 ## Every check CI runs, against the real PostgreSQL and Redis on 127.0.0.1.
-test: $(STAMP) services lint
+test: $(STAMP) $(NODE_STAMP) apt services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
+
+## Screenshots of every page, desktop and phone, into docs/screenshots/ (demo data, SQLite).
+screenshots: $(STAMP) $(NODE_STAMP) apt
+	$(BIN)/python -m web.screenshots
 
 bench: bench-accuracy
 
@@ -52,4 +64,4 @@ bench-accuracy: $(STAMP)
 	$(BIN)/python -m bench.accuracy
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules var staticfiles .pytest_cache .ruff_cache

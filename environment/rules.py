@@ -351,18 +351,26 @@ class AlertView:
     started_at: float
     ended_at: float | None
     resolved: bool
+    automatic: bool = True
 
 
 @dataclass(frozen=True)
 class Action:
-    """`open` a new alert for the incident, `update` alert `alert_id` from it, `resolve` it (at the
-    incident's `resolved_at`, or `at` when late data showed the condition away), or `settle` an
-    alert resolved by hand while its condition went on: record when the condition really ended."""
+    """What to do with alert rows:
+
+    - `open` a new alert for the incident;
+    - `update` alert `alert_id` from it (`exact`: late data rewrote the incident, so its severity
+      may also go down; otherwise severity only rises);
+    - `resolve` it at the incident's `resolved_at`, or `withdraw` it at `at` when late readings
+      showed the condition shorter than the alarm delay;
+    - `reopen` an automatically resolved alert whose condition late readings showed still going;
+    - `settle` an alert resolved by hand while its condition went on: record when it ended."""
 
     op: str
     incident: Incident | None = None
     alert_id: int | None = None
     at: float | None = None
+    exact: bool = False
 
 
 @dataclass
@@ -450,11 +458,15 @@ def reconcile(update: Update, alerts: list[AlertView]) -> list[Action]:
             actions.append(Action("open", incident))
             continue
         claimed.add(match.id)
+        replayed = update.replayed_from is not None
         if match.resolved:
-            if match.ended_at is None and incident.resolved_at is not None:
+            if replayed and match.automatic and incident.resolved_at is None:
+                actions.append(Action("reopen", incident, match.id))
+                actions.append(Action("update", incident, match.id, exact=True))
+            elif match.ended_at is None and incident.resolved_at is not None:
                 actions.append(Action("settle", incident, match.id))
             continue
-        actions.append(Action("update", incident, match.id))
+        actions.append(Action("update", incident, match.id, exact=replayed))
         if incident.resolved_at is not None:
             actions.append(Action("resolve", incident, match.id, incident.resolved_at))
     if update.replayed_from is not None:
@@ -463,5 +475,5 @@ def reconcile(update: Update, alerts: list[AlertView]) -> list[Action]:
             if alert.resolved or alert.id in claimed or alert.kind not in EVENT_TIME_KINDS:
                 continue
             if alert.started_at >= update.replayed_from:
-                actions.append(Action("resolve", None, alert.id, last_ts))
+                actions.append(Action("withdraw", None, alert.id, last_ts))
     return actions

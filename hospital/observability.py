@@ -340,7 +340,8 @@ def check_workers(timeout_s: float) -> tuple[str, int]:
     """('ok', n) when n Celery workers answer a ping within `timeout_s`."""
     from hospital.celery import app
 
-    if app.conf.task_always_eager:
+    broker = getattr(settings, "CELERY_BROKER_URL", "") or ""
+    if not broker or broker.startswith("memory://"):
         return "not-configured", 0
     try:
         with app.connection_for_write() as conn:

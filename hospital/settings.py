@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "tracking",
     "environment",
     "alerts",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -187,6 +188,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Browser libraries from the pinned npm packages (package.json, `make node`), served as static
+# files under vendor/: nothing is copied into the repository by hand (docs/ui.md).
+NODE_MODULES = BASE_DIR / "node_modules"
+STATICFILES_DIRS = [
+    ("vendor/leaflet", NODE_MODULES / "leaflet" / "dist"),
+    ("vendor/chart.js", NODE_MODULES / "chart.js" / "dist"),
+]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 STORAGES = {
@@ -276,6 +284,12 @@ WARDWISE = {
     # Learn scanner calibration online in the workers (off: offsets come from the database,
     # maintained by `manage.py calibrate_scanners`; see docs/localization.md).
     "SELF_CALIBRATION": env_bool("WARDWISE_SELF_CALIBRATION", False),
+    # Find-nearest walking graph (hospital/wayfinding.py): the narrowest shared wall that counts
+    # as a door, metres per level by stairs or lift, and the cost of changing floors where a
+    # floor has no stairs or lift drawn.
+    "DOOR_WIDTH_M": env_float("WARDWISE_DOOR_WIDTH_M", 0.9),
+    "LEVEL_CHANGE_M": env_float("WARDWISE_LEVEL_CHANGE_M", 15.0),
+    "FLOOR_CHANGE_COST_M": env_float("WARDWISE_FLOOR_CHANGE_COST_M", 40.0),
 }
 
 # Observability (hospital/observability.py, docs/api.md): LOG_FORMAT=json for one JSON object per

@@ -7,6 +7,8 @@ rebuilds its index after an edit in the admin or a site-file load.
 
 from __future__ import annotations
 
+import uuid
+
 from django.core.cache import cache
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -15,19 +17,16 @@ from hospital.geometry import FloorGeometry, ZoneShape
 from hospital.models import Floor, Zone
 
 _VERSION_KEY = "floor-geometry-version:{}"
-_built: dict[int, tuple[int, FloorGeometry]] = {}
+_built: dict[int, tuple[str, FloorGeometry]] = {}
 
 
-def _version(floor_id: int) -> int:
-    return cache.get_or_set(_VERSION_KEY.format(floor_id), 1, timeout=None)
+def _version(floor_id: int) -> str:
+    return cache.get_or_set(_VERSION_KEY.format(floor_id), lambda: uuid.uuid4().hex, timeout=None)
 
 
 def invalidate_floor(floor_id: int) -> None:
-    key = _VERSION_KEY.format(floor_id)
-    try:
-        cache.incr(key)
-    except ValueError:
-        cache.set(key, 2, timeout=None)
+    """A fresh random version (not a counter: a flushed cache must never repeat an old one)."""
+    cache.set(_VERSION_KEY.format(floor_id), uuid.uuid4().hex, timeout=None)
     _built.pop(floor_id, None)
 
 

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,10 +52,8 @@ ENTRIES_PER_CHUNK = 500
 
 
 def _bump_site_version(**kwargs) -> None:
-    try:
-        cache.incr(SITE_VERSION_KEY)
-    except ValueError:
-        cache.set(SITE_VERSION_KEY, 2, timeout=None)
+    """A fresh random version (not a counter: a flushed cache must never repeat an old one)."""
+    cache.set(SITE_VERSION_KEY, uuid.uuid4().hex, timeout=None)
 
 
 for _model in (Floor, Zone, Scanner, Asset, Tag, AssetType):
@@ -93,12 +92,12 @@ class SiteRuntime:
         }
 
 
-_runtime: tuple[int, SiteRuntime] | None = None
+_runtime: tuple[str, SiteRuntime] | None = None
 
 
 def site_runtime() -> SiteRuntime:
     global _runtime
-    version = cache.get_or_set(SITE_VERSION_KEY, 1, timeout=None)
+    version = cache.get_or_set(SITE_VERSION_KEY, lambda: uuid.uuid4().hex, timeout=None)
     if _runtime is None or _runtime[0] != version:
         _runtime = (version, SiteRuntime())
     return _runtime[1]
@@ -226,19 +225,29 @@ def _process_chunk(shard: int, now: float) -> ShardReport:
     updates = _persist(work, runtime) if work else []
     report.updates = updates
 
+    _commit_chunk(
+        client,
+        shard,
+        {w.tag: {"engine": new_states[w.tag], "persist": w.persist} for w in work},
+        cursor,
+        still_held,
+        max_ts,
+    )
+    return report
+
+
+def _commit_chunk(client, shard: int, states: dict, cursor, held: list, max_ts: float) -> None:
+    """Tag states, cursor and held readings move forward together, or not at all."""
     pipe = client.pipeline(transaction=True)
-    if work:
+    if states:
         pipe.hset(
             STATE_KEY.format(shard),
-            mapping={
-                w.tag: json.dumps({"engine": new_states[w.tag], "persist": w.persist}) for w in work
-            },
+            mapping={tag: json.dumps(state) for tag, state in states.items()},
         )
     pipe.set(CURSOR_KEY.format(shard), cursor)
-    pipe.set(HELD_KEY.format(shard), json.dumps(still_held))
+    pipe.set(HELD_KEY.format(shard), json.dumps(held))
     pipe.set(MAX_TS_KEY.format(shard), repr(max_ts))
     pipe.execute()
-    return report
 
 
 @dataclass

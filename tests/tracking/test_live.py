@@ -243,7 +243,7 @@ def test_refusals_close_with_application_codes(in_memory_layer, metrics_prefix):
         assert (await ws.connect())[0] is True
         closed = await ws.receive_output(timeout=2)
         assert closed["type"] == "websocket.close"
-        await ws.wait()
+        await ws.disconnect()
         return closed["code"]
 
     async def scenario():

@@ -1,0 +1,123 @@
+"""Shard processing: event-time order, the late allowance, zone stays and idempotent writes."""
+
+import pytest
+
+from tests.factories import AssetFactory, FloorFactory, ScannerFactory, TagFactory, ZoneFactory
+from tracking import bus, pipeline
+from tracking.ingestion import RssiReading
+from tracking.models import AssetLocation, PositionSample, ZoneStay
+
+pytestmark = pytest.mark.django_db
+START = 1_795_000_000.0
+
+
+@pytest.fixture
+def ward(redis_bus, settings):
+    """Two rooms side by side, a scanner in each, one tagged pump."""
+    settings.WARDWISE = {
+        **settings.WARDWISE,
+        "LATE_ALLOWANCE_S": 2.0,
+        "HOLD_MAX_S": 5.0,
+        "POSITION_SAMPLE_INTERVAL_S": 60,
+    }
+    floor = FloorFactory(width_m=20, height_m=6)
+    west = ZoneFactory(floor=floor, name="West", polygon=[[0, 0], [10, 0], [10, 6], [0, 6]])
+    east = ZoneFactory(floor=floor, name="East", polygon=[[10, 0], [20, 0], [20, 6], [10, 6]])
+    ScannerFactory(serial="w", floor=floor, x=5, y=3)
+    ScannerFactory(serial="e", floor=floor, x=15, y=3)
+    tag = TagFactory(asset=AssetFactory(name="Pump 1"))
+    return {"floor": floor, "west": west, "east": east, "tag": tag.tag_id, "asset": tag.asset}
+
+
+def hear(tag, start, seconds, near, far, step=0.5):
+    """Readings of one tag as heard by the near (-55 dBm) and far (-80 dBm) scanner."""
+    readings = []
+    for i in range(int(seconds / step)):
+        ts = start + i * step
+        readings.append(("near", RssiReading(ts, tag, -55.0)))
+        readings.append(("far", RssiReading(ts + 0.01, tag, -80.0)))
+    return [(near if which == "near" else far, r) for which, r in readings]
+
+
+def publish(rows, received_at):
+    for serial, reading in rows:
+        bus.publish(serial, [reading], received_at)
+
+
+def process_all(now):
+    reports = [pipeline.process_shard(shard, now=now) for shard in range(bus.shard_count())]
+    return {
+        name: sum(getattr(r, name) for r in reports)
+        for name in ("applied", "held", "late", "estimates", "unknown_tag")
+    }
+
+
+def test_readings_become_a_location_in_the_right_room(ward):
+    publish(hear(ward["tag"], START, 20, "w", "e"), received_at=START + 20)
+    process_all(now=START + 30)
+    location = AssetLocation.objects.get(asset=ward["asset"])
+    assert location.zone == ward["west"]
+    assert location.x < 10
+
+
+def test_the_newest_readings_wait_for_the_allowance_or_at_most_the_hold_time(ward):
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    counts = process_all(now=START + 10)
+    assert counts["held"] > 0
+    assert counts["applied"] + counts["held"] == 40
+    counts = process_all(now=START + 20)
+    assert counts["held"] == 0
+
+
+def test_a_reading_older_than_what_was_applied_is_dropped_as_late(ward):
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    process_all(now=START + 30)
+    publish([("w", RssiReading(START + 1, ward["tag"], -50.0))], received_at=START + 31)
+    counts = process_all(now=START + 40)
+    assert counts["late"] == 1
+    assert counts["applied"] == 0
+
+
+def test_readings_of_unregistered_tags_are_counted_not_localized(ward):
+    stranger = "mac:AA:BB:CC:DD:EE:FF"
+    publish(hear(stranger, START, 5, "w", "e"), received_at=START + 5)
+    counts = process_all(now=START + 30)
+    assert counts["unknown_tag"] == 20
+    assert not AssetLocation.objects.exists()
+
+
+def test_moving_to_the_next_room_closes_one_stay_and_opens_another(ward):
+    publish(hear(ward["tag"], START, 40, "w", "e"), received_at=START + 40)
+    process_all(now=START + 60)
+    publish(hear(ward["tag"], START + 40, 60, "e", "w"), received_at=START + 100)
+    process_all(now=START + 120)
+    stays = list(ZoneStay.objects.filter(asset=ward["asset"]).order_by("entered_at"))
+    assert [stay.zone for stay in stays] == [ward["west"], ward["east"]]
+    assert stays[0].left_at is not None
+    assert stays[0].dwell_s > 30
+    assert stays[1].left_at is None
+    assert AssetLocation.objects.get(asset=ward["asset"]).zone == ward["east"]
+    zones = list(
+        PositionSample.objects.filter(asset=ward["asset"])
+        .order_by("ts")
+        .values_list("zone", flat=True)
+    )
+    assert zones[0] == ward["west"].pk
+    assert zones[-1] == ward["east"].pk
+
+
+def test_reprocessing_a_chunk_after_a_crash_writes_nothing_twice(ward, monkeypatch):
+    publish(hear(ward["tag"], START, 30, "w", "e"), received_at=START + 30)
+
+    def crash_before_redis_commit(*args, **kwargs):
+        raise ConnectionError("worker killed between the database and the Redis commit")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "_commit_chunk", crash_before_redis_commit)
+        with pytest.raises(ConnectionError):
+            process_all(now=START + 60)
+    rows_after_crash = PositionSample.objects.count()
+    assert rows_after_crash > 0
+    process_all(now=START + 60)
+    assert PositionSample.objects.count() == rows_after_crash
+    assert ZoneStay.objects.filter(asset=ward["asset"]).count() == 1
