@@ -104,33 +104,41 @@ def update_alert(
     started_at: datetime | None = None,
     ended_at=UNSET,
     message: str | None = None,
+    exact: bool = False,
     now: datetime | None = None,
 ) -> Alert:
     """Update an incident in place: new value, worse peak, severity raised (never lowered: the
-    alert keeps the worst it reached), condition ended or back. People are told again only when
-    the severity rises."""
+    alert keeps the worst it reached, unless `exact`: late data rewrote the incident), condition
+    ended or back. People are told again only when the severity rises."""
     now = now or timezone.now()
-    if alert.is_resolved:
+    if alert.is_resolved and not exact:
         raise AlertError("a resolved alert cannot be updated")
+    changed = {"updated_at"}
     raised = severity is not None and SEVERITY_RANK[severity] > SEVERITY_RANK[alert.severity]
-    if raised:
+    lowered = (
+        exact and severity is not None and SEVERITY_RANK[severity] < SEVERITY_RANK[alert.severity]
+    )
+    if raised or lowered:
+        verb = "raised" if raised else "lowered by late readings"
         _event(
             alert,
             AlertEvent.Kind.ESCALATED_SEVERITY,
             at=now,
-            message=f"severity raised from {alert.severity} to {severity}",
+            message=f"severity {verb} from {alert.severity} to {severity}",
             old=alert.severity,
             new=severity,
         )
         alert.severity = severity
-    if value is not None:
-        alert.last_value = value
-    if peak is not None:
-        alert.peak_value = peak
-    if started_at is not None:
-        alert.started_at = started_at
-    if message is not None:
-        alert.message = message
+        changed.add("severity")
+    for name, new in (
+        ("last_value", value),
+        ("peak_value", peak),
+        ("started_at", started_at),
+        ("message", message),
+    ):
+        if new is not None and getattr(alert, name) != new:
+            setattr(alert, name, new)
+            changed.add(name)
     if ended_at is not UNSET and ended_at != alert.ended_at:
         if ended_at is None:
             _event(alert, AlertEvent.Kind.CONDITION_RETURNED, at=now)
@@ -139,7 +147,8 @@ def update_alert(
                 alert, AlertEvent.Kind.CONDITION_ENDED, at=now, condition_ended_at=_iso(ended_at)
             )
         alert.ended_at = ended_at
-    alert.save()
+        changed.add("ended_at")
+    alert.save(update_fields=sorted(changed))
     live.broadcast(alert, "updated")
     if raised:
         _notify_told_tiers(alert, f"severity raised to {severity}", now)
@@ -195,6 +204,45 @@ def resolve(
         automatically=automatically,
     )
     live.broadcast(alert, "resolved")
+    return alert
+
+
+@transaction.atomic
+def reopen(alert: Alert, reason: str, *, now: datetime | None = None) -> Alert:
+    """An automatically resolved alert whose condition turned out to go on (late readings)."""
+    now = now or timezone.now()
+    alert = Alert.objects.select_for_update().get(pk=alert.pk)
+    if not (alert.is_resolved and alert.resolved_automatically):
+        raise AlertError("only an automatically resolved alert can be reopened")
+    alert.state = AlertState.ACKNOWLEDGED if alert.acknowledged_at else AlertState.OPEN
+    alert.resolved_at = None
+    alert.resolution_note = ""
+    alert.resolved_automatically = False
+    alert.ended_at = None
+    alert.save()
+    _event(alert, AlertEvent.Kind.CONDITION_RETURNED, at=now, message=reason)
+    live.broadcast(alert, "reopened")
+    _advance_escalation(alert, now)
+    return alert
+
+
+@transaction.atomic
+def withdraw(alert: Alert, reason: str, *, ended_at=None, now: datetime | None = None) -> Alert:
+    """Late data showed the alert's condition never met its rule. The alert stays on record
+    (people may have acted on it), resolved automatically and marked withdrawn."""
+    now = now or timezone.now()
+    alert = Alert.objects.select_for_update().get(pk=alert.pk)
+    alert.details = {**alert.details, "withdrawn": True}
+    if alert.ended_at is None:
+        alert.ended_at = ended_at
+    if not alert.is_resolved:
+        alert.state = AlertState.RESOLVED
+        alert.resolved_at = now
+        alert.resolved_automatically = True
+        alert.resolution_note = reason
+    alert.save()
+    _event(alert, AlertEvent.Kind.RESOLVED, at=now, message=reason, withdrawn=True)
+    live.broadcast(alert, "withdrawn")
     return alert
 
 

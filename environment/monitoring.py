@@ -150,6 +150,7 @@ def _apply(sensor, update: rules.Update, unresolved, kinds: Q, now: datetime) ->
             started_at=a.started_at.timestamp(),
             ended_at=a.ended_at.timestamp() if a.ended_at else None,
             resolved=a.is_resolved,
+            automatic=a.resolved_automatically,
         )
         for a in candidates.values()
     ]
@@ -177,34 +178,40 @@ def _apply(sensor, update: rules.Update, unresolved, kinds: Q, now: datetime) ->
             )
         elif action.op == "update":
             alert_services.update_alert(
-                alert,
+                Alert.objects.get(pk=alert.pk) if action.exact else alert,
                 severity=incident.severity,
                 value=incident.last,
                 peak=incident.peak,
                 started_at=_dt(incident.started_at),
                 ended_at=_dt(incident.ended_at),
                 message=describe(incident, sensor),
+                exact=action.exact,
                 now=now,
             )
         elif action.op == "resolve":
-            note = (
-                "back in range for the hysteresis time"
-                if incident is not None
-                else "late readings showed the condition shorter than the alarm delay"
+            alert_services.resolve(
+                alert, note="back in range for the hysteresis time", automatically=True, now=now
             )
-            if incident is None:
-                alert_services.update_alert(alert, ended_at=alert.ended_at or _dt(action.at))
-            alert_services.resolve(alert, note=note, automatically=True, now=now)
+        elif action.op == "reopen":
+            alert_services.reopen(alert, "late readings show the condition went on", now=now)
+        elif action.op == "withdraw":
+            alert_services.withdraw(
+                alert,
+                "late readings show the condition lasted less than the alarm delay",
+                ended_at=_dt(action.at),
+                now=now,
+            )
         elif action.op == "settle":
             Alert.objects.filter(pk=alert.pk).update(ended_at=_dt(incident.ended_at))
 
 
 def _record_latest(state: SensorState, new_rows, update: rules.Update, now: datetime) -> None:
-    newest = new_rows[-1]
-    if state.last_ts is None or newest.ts >= state.last_ts:
-        state.last_ts = newest.ts
+    for row in new_rows:
+        if state.last_ts is not None and row.ts < state.last_ts:
+            continue
+        state.last_ts = row.ts
         for name in ("temperature_c", "humidity_pct", "battery_pct", "door_open"):
-            value = getattr(newest, name)
+            value = getattr(row, name)
             if value is not None:
                 setattr(state, name, value)
     state.evaluated_through = max(state.evaluated_through, max(r.pk for r in new_rows))

@@ -441,8 +441,9 @@ def reconcile(update: Update, alerts: list[AlertView]) -> list[Action]:
     An incident belongs to the existing alert of its kind whose period overlaps it (so a replay
     that re-derives an incident, perhaps with a slightly different start, updates the same alert
     instead of raising a second one); otherwise it opens a new alert. Alerts resolved by hand stay
-    resolved. After a replay, an unresolved alert that no active incident backs any more (late
-    readings showed the condition shorter than the delay) is resolved."""
+    resolved. After a replay, an alert in the replayed window that no incident backs any more
+    (late readings showed the condition shorter than the delay) is withdrawn, unless a person
+    resolved it."""
     actions: list[Action] = []
     claimed: set[int] = set()
     for incident in sorted(update.incidents, key=lambda i: (i.started_at, i.kind)):
@@ -472,7 +473,9 @@ def reconcile(update: Update, alerts: list[AlertView]) -> list[Action]:
     if update.replayed_from is not None:
         last_ts = update.state.get("last_ts")
         for alert in alerts:
-            if alert.resolved or alert.id in claimed or alert.kind not in EVENT_TIME_KINDS:
+            if alert.id in claimed or alert.kind not in EVENT_TIME_KINDS:
+                continue
+            if alert.resolved and not alert.automatic:
                 continue
             if alert.started_at >= update.replayed_from:
                 actions.append(Action("withdraw", None, alert.id, last_ts))

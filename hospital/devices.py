@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,6 +24,20 @@ from hospital.models import DeviceToken
 
 CREDENTIAL_MARK = "ww"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+#: A verified token is trusted this long in the process that verified it, so a gateway's
+#: batch every second does not cost a database query each. Revocation therefore takes effect
+#: within this many seconds in other processes (at once in the process that revokes).
+VERIFIED_CACHE_S = 5.0
+VERIFIED_CACHE_MAX = 10_000
+
+_verified: dict[str, tuple[float, object]] = {}
+_verified_lock = threading.Lock()
+
+
+def forget_verified_tokens() -> None:
+    """Drop this process's cache of verified tokens (after issuing or revoking one)."""
+    with _verified_lock:
+        _verified.clear()
 
 
 def _hash(secret: str) -> str:
@@ -38,14 +54,33 @@ def issue_token(*, scanner=None, sensor=None) -> str:
     lookup = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     DeviceToken.objects.create(**owner, lookup=lookup, secret_hash=_hash(secret))
+    forget_verified_tokens()
     return f"{CREDENTIAL_MARK}_{lookup}_{secret}"
 
 
 def revoke_tokens(*, scanner=None, sensor=None) -> int:
     owner = {"scanner": scanner} if scanner is not None else {"sensor": sensor}
-    return DeviceToken.objects.filter(**owner, revoked_at__isnull=True).update(
+    count = DeviceToken.objects.filter(**owner, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
+    forget_verified_tokens()
+    return count
+
+
+def verify_token_cached(presented: str) -> DeviceToken | None:
+    """`verify_token`, remembering a success for VERIFIED_CACHE_S (failures are not cached)."""
+    key = _hash(presented)
+    now = time.monotonic()
+    entry = _verified.get(key)
+    if entry is not None and entry[0] > now:
+        return entry[1]
+    token = verify_token(presented)
+    if token is not None:
+        with _verified_lock:
+            if len(_verified) >= VERIFIED_CACHE_MAX:
+                _verified.clear()
+            _verified[key] = (now + VERIFIED_CACHE_S, token)
+    return token
 
 
 def verify_token(presented: str) -> DeviceToken | None:
@@ -108,7 +143,7 @@ class DeviceTokenAuthentication(authentication.BaseAuthentication):
             presented = header[1].decode()
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("token is not valid text") from exc
-        token = verify_token(presented)
+        token = verify_token_cached(presented)
         if token is None:
             raise exceptions.AuthenticationFailed("invalid or revoked device token")
         self._record_use(token, request)

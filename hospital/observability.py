@@ -47,6 +47,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "readings_rejected_total": ("counter", "Readings rejected by ingestion, by reason."),
     "batches_total": ("counter", "Reading batches received, by outcome."),
     "positions_total": ("counter", "Positions computed by the workers; rate() is positions/s."),
+    "readings_processed_total": ("counter", "Readings the workers applied to the tag filters."),
+    "readings_dropped_total": ("counter", "Readings the workers dropped, by reason (e.g. late)."),
     "websocket_clients": ("gauge", "Open floor websocket connections (all web processes)."),
     "processing_lag_seconds": (
         "gauge",

@@ -73,7 +73,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "web.apps.WardwiseAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -88,7 +88,9 @@ INSTALLED_APPS = [
     "tracking",
     "environment",
     "alerts",
-    "web",
+    "web.apps.WebConfig",
+    "import_export",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -100,6 +102,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    "web.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 if PRODUCTION:
@@ -139,6 +142,19 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
         "DATABASE_CONNECT_TIMEOUT", 5
     )
+    # Under ASGI every concurrent sync request runs in its own thread, and a persistent
+    # connection per thread exhausts PostgreSQL's max_connections under load (hundreds of
+    # gateways posting at once). A per-process pool (psycopg_pool) bounds the connections and
+    # hands them back at the end of each request; DATABASE_POOL_MAX=0 turns it off.
+    _pool_max = env_int("DATABASE_POOL_MAX", 8)
+    if _pool_max > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": 1,
+            "max_size": _pool_max,
+            "timeout": env_float("DATABASE_POOL_TIMEOUT_S", 10.0),
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -305,4 +321,22 @@ HEALTH_WORKER_PING_TIMEOUT_S = env_float("WARDWISE_HEALTH_PING_TIMEOUT_S", 1.0)
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "ZoneKindEnum": "hospital.models.ZoneKind",
     "ScannerKindEnum": "tracking.models.ScannerKind",
+    "AssetStatusEnum": "tracking.models.AssetStatus",
+}
+
+# MQTT gateway bridge (`manage.py mqtt_bridge`, integrations/bridge.py, docs/mqtt.md).
+MQTT = {
+    "URL": os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883"),
+    "TOPICS": env_list(
+        "MQTT_TOPICS",
+        ["wardwise/+/rssi", "wardwise/+/rssi/+", "wardwise/+/minew", "wardwise/+/minew/+"],
+    ),
+    "USERNAME": os.environ.get("MQTT_USERNAME", ""),
+    "PASSWORD": os.environ.get("MQTT_PASSWORD", ""),
+    "CLIENT_ID": os.environ.get("MQTT_CLIENT_ID", "wardwise-bridge"),
+    "QOS": env_int("MQTT_QOS", 1),
+    "GATEWAY_AUTH": os.environ.get("MQTT_GATEWAY_AUTH", "token"),
+    "TLS_CA_FILE": os.environ.get("MQTT_TLS_CA_FILE", ""),
+    "TLS_CERT_FILE": os.environ.get("MQTT_TLS_CERT_FILE", ""),
+    "TLS_KEY_FILE": os.environ.get("MQTT_TLS_KEY_FILE", ""),
 }

@@ -1,15 +1,5 @@
-from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import render
-
-from hospital.models import Floor
-
-
-@login_required
-def home(request):
-    floors = Floor.objects.select_related("building").all()
-    return render(request, "home.html", {"floors": floors})
 
 
 def healthz(request):

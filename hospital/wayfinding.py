@@ -25,6 +25,7 @@ The graph:
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -195,7 +196,7 @@ class WalkGraph:
                 self._directed(in_node, _centroid_node(zone.id), 0.0)
         for floors in by_building.values():
             floors.sort(key=lambda f: f.level)
-            for lower, upper in zip(floors, floors[1:], strict=False):
+            for lower, upper in itertools.pairwise(floors):
                 steps = abs(upper.level - lower.level)
                 if vertical[lower.id] and vertical[upper.id]:
                     self._join_shafts(vertical[lower.id], vertical[upper.id], steps)

@@ -146,3 +146,46 @@ class ScannerHealthFactory(factory.django.DjangoModelFactory):
     agent_version = "1.0.0"
     spool_depth = 0
     last_heartbeat_at = factory.LazyFunction(timezone.now)
+
+
+class ColdChainSensorFactory(SensorFactory):
+    """A monitored fridge with a short expected interval, as the cold-chain tests use."""
+
+    expected_interval_s = 60
+    contents = "Vaccines"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "auth.User"
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user-{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@hospital.test")
+
+    @factory.post_generation
+    def roles(self, create, extracted, **kwargs):
+        """UserFactory(roles=["facilities"]) puts the user in those role groups."""
+        from django.contrib.auth.models import Group
+
+        for role in extracted or []:
+            self.groups.add(Group.objects.get_or_create(name=role)[0])
+
+
+class EscalationPolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "alerts.EscalationPolicy"
+
+    name = factory.Sequence(lambda n: f"Policy {n}")
+    repeat_every_min = 10
+
+
+class EscalationTierFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "alerts.EscalationTier"
+
+    policy = factory.SubFactory(EscalationPolicyFactory)
+    position = factory.Sequence(lambda n: n)
+    after_min = 0
+    channels = factory.LazyFunction(lambda: ["log", "email"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from auditlog.registry import auditlog
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -239,3 +240,7 @@ class ScannerHealth(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scanner} ({'online' if self.online else 'offline'})"
+
+
+# Status changes people make (tracking.status) and edits in the admin are audited with the actor.
+auditlog.register(Asset)

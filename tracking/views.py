@@ -1,18 +1,17 @@
 """Ingestion endpoints for scanner gateways (CONTRACT.md section 3) and their heartbeats.
 
-The request does only what must happen before `202`: authenticate, validate, append the accepted
-readings to the Redis bus, and queue the shards' processing tasks. Localization runs in workers.
+The request does only what must happen before `202`: authenticate, rate-limit, read the body and
+hand it to tracking.intake (validation, the Redis bus, the shards' tasks), which the MQTT bridge
+shares. Localization runs in workers.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db.models import F
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -21,11 +20,8 @@ from rest_framework.views import APIView
 
 from hospital import observability, ratelimit
 from hospital.devices import DeviceTokenAuthentication, IsScannerDevice
-from tracking import bus, tasks
-from tracking.ingestion import EnvelopeError, validate_rssi_batch
+from tracking.intake import EnvelopeError, accept_rssi_batch
 from tracking.models import ScannerHealth
-
-BATCH_MEMORY_S = 24 * 3600
 
 IngestResult = inline_serializer(
     "IngestResult",
@@ -96,86 +92,16 @@ class RssiIngestView(APIView):
         limited = throttled(f"scanner:{scanner.pk}")
         if limited:
             return limited
-        limits = settings.WARDWISE
-        now = time.time()
         try:
-            body = read_body(request, limits["MAX_BODY_BYTES"])
-            batch = validate_rssi_batch(
-                body,
-                now=now,
-                max_readings=limits["MAX_BATCH_READINGS"],
-                max_future_s=limits["MAX_FUTURE_SKEW_S"],
-                max_age_s=limits["MAX_READING_AGE_S"],
-            )
+            body = read_body(request, settings.WARDWISE["MAX_BODY_BYTES"])
         except EnvelopeError as exc:
             observability.incr("batches_total", outcome="malformed")
             return bad_request(str(exc))
-
-        client = bus.client()
-        batch_key = None
-        if batch.batch_id is not None:
-            batch_key = f"ww:batch:{scanner.pk}:{batch.batch_id}"
-            if not client.set(batch_key, "pending", nx=True, ex=BATCH_MEMORY_S):
-                return self._resent(client.get(batch_key), batch.batch_id)
-        result = {
-            "accepted": len(batch.readings),
-            "duplicates": 0,
-            "rejected": batch.rejected,
-            "batch": batch.batch_id,
-            "duplicate_batch": False,
-        }
         try:
-            shards = bus.publish(scanner.serial, batch.readings, now)
-        except Exception:
-            if batch_key:
-                client.delete(batch_key)
-            raise
-        if batch_key:
-            client.set(batch_key, json.dumps(result), ex=BATCH_MEMORY_S)
-        self._record(scanner, len(batch.readings), len(batch.rejected))
-        observability.incr("batches_total", outcome="accepted")
-        observability.incr("readings_accepted_total", len(batch.readings), kind="rssi")
-        if batch.rejected:
-            observability.incr("readings_rejected_total", len(batch.rejected), kind="rssi")
-        for shard in shards:
-            tasks.schedule(shard)
+            result = accept_rssi_batch(scanner, body)
+        except EnvelopeError as exc:
+            return bad_request(str(exc))
         return Response(result, status=202)
-
-    @staticmethod
-    def _resent(stored: bytes | None, batch_id: str) -> Response:
-        """A batch seen before: nothing is counted again; answer what the first one got."""
-        observability.incr("batches_total", outcome="duplicate")
-        first = json.loads(stored) if stored and stored != b"pending" else {}
-        return Response(
-            {
-                "accepted": 0,
-                "duplicates": first.get("accepted", 0),
-                "rejected": first.get("rejected", []),
-                "batch": batch_id,
-                "duplicate_batch": True,
-            },
-            status=202,
-        )
-
-    @staticmethod
-    def _record(scanner, accepted: int, rejected: int) -> None:
-        now = timezone.now()
-        updated = ScannerHealth.objects.filter(scanner=scanner).update(
-            online=True,
-            last_batch_at=now,
-            readings_accepted=F("readings_accepted") + accepted,
-            readings_rejected=F("readings_rejected") + rejected,
-        )
-        if not updated:
-            ScannerHealth.objects.get_or_create(
-                scanner=scanner,
-                defaults={
-                    "online": True,
-                    "last_batch_at": now,
-                    "readings_accepted": accepted,
-                    "readings_rejected": rejected,
-                },
-            )
 
 
 HEARTBEAT_FIELDS = {

@@ -34,7 +34,7 @@ from tracking.consumers import Coalescer
 ROOT = Path(__file__).resolve().parents[2]
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 # Consumers read the database through database_sync_to_async, which needs committed data.
-live_db = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+live_db = pytest.mark.django_db(transaction=True)
 
 
 def update(asset, floor, x, ts, **extra) -> dict:

@@ -64,7 +64,15 @@ class AssetViewSet(ReadViewSet):
         filters.SearchFilter,
         filters.OrderingFilter,
     ]
-    search_fields = ["name", "serial_number", "model", "manufacturer", "tag__tag_id"]
+    search_fields = [
+        "name",
+        "serial_number",
+        "model",
+        "manufacturer",
+        "tag__tag_id",
+        "asset_type__name",
+        "asset_type__slug",
+    ]
     ordering_fields = ["name", "status", "location__last_seen_at"]
     ordering = ["name"]
 

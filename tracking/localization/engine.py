@@ -10,7 +10,13 @@ import numpy as np
 from filterpy.kalman import KalmanFilter
 
 from tracking.localization.model import EngineConfig, Estimate, Reading, SiteSpec
-from tracking.localization.solver import Measurement, Solution, solve, weighted_centroid
+from tracking.localization.solver import (
+    Measurement,
+    Solution,
+    pack,
+    solve_packed,
+    weighted_centroid,
+)
 from tracking.localization.walls import WallGrid
 
 SIGMA_RADIUS_68 = math.sqrt(-2.0 * math.log(1.0 - 0.6827))  # 2-D: P(r < k sigma) = 68 %
@@ -18,6 +24,7 @@ MAX_SCANNERS_PER_TAG = 32
 MAX_ZONE_HYPOTHESES = 4
 FLOOR_SWITCH_CONFIRMATIONS = 2
 NOISE_LEVEL_RATE = 0.01
+MOTION_CACHE_SIZE = 4096
 
 
 class _Floor:
@@ -165,6 +172,7 @@ class LocalizationEngine:
         self.tags: dict[str, _TagState] = {}
         self.unknown_scanner_readings = 0
         self.noise_level = 1.0
+        self._motion_cache: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
         self._kf = KalmanFilter(dim_x=4, dim_z=2)
         self._kf.H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
 
@@ -308,6 +316,10 @@ class LocalizationEngine:
     def _choose_floor(self, state: _TagState, evidence) -> int:
         """Floor whose best scanners hear the tag loudest (after calibration), with hysteresis:
         another floor must beat the current one by `floor_hysteresis_db` twice in a row."""
+        floors = {self.scanner_floor[e[0]] for e in evidence}
+        if len(floors) == 1 and state.floor in floors:
+            state.floor_challenges = 0
+            return state.floor
         excess: dict[int, list[float]] = {}
         for scanner_index, mean, _weight in evidence:
             scanner = self.scanners[scanner_index]
@@ -359,19 +371,25 @@ class LocalizationEngine:
             )
         return measurements
 
-    def _fit(self, floor: _Floor, measurements, start, bounds, prior) -> Solution:
+    def _fit(
+        self, floor: _Floor, measurements, start, bounds, prior, max_iterations=None, packed=None
+    ) -> Solution:
         wall_loss = self.config.wall_loss_db
         x, y = start
-        losses = [wall_loss * floor.walls.walls(m.source_index, x, y) for m in measurements]
-        return solve(
-            measurements,
+        cell = floor.walls.cell(x, y)
+        counts = floor.walls.counts
+        losses = [wall_loss * counts[m.source_index][cell] for m in measurements]
+        if packed is None:
+            packed = pack(measurements)
+        return solve_packed(
+            packed,
             start,
             bounds,
             wall_losses=losses,
             huber_k=self.config.huber_k,
             tag_offset_sigma_db=self.config.tag_offset_sigma_db,
             prior=prior,
-            max_iterations=self.config.max_iterations,
+            max_iterations=max_iterations or self.config.max_iterations,
         )
 
     def _solve(self, tag: str, state: _TagState, ts: float) -> Estimate | None:
@@ -454,11 +472,20 @@ class LocalizationEngine:
         config = self.config
         candidates: list[int] = []
         ranked = sorted(measurements, key=lambda m: m.p0 - m.rssi)
+        top_zones = [self.scanner_zone[floor.scanner_indexes[m.source_index]] for m in ranked[:2]]
+        # a quick fit over the whole floor proposes zones that no scanner is mounted in
+        sigma = config.position_prior_sigma_m
+        prior = (*centroid, sigma, sigma)
+        packed = pack(measurements)
+        free = self._fit(floor, measurements, start, floor.bounds, prior, packed=packed)
+        free_zone = floor.zone_near(free.x, free.y)
         for zone in (
             state.zone,
-            *(self.scanner_zone[floor.scanner_indexes[m.source_index]] for m in ranked[:2]),
-            floor.zone_near(*centroid),
+            free_zone,
+            top_zones[0],
             floor.hub[state.zone] if state.zone >= 0 else -1,
+            *top_zones[1:],
+            floor.zone_near(*centroid),
             *sorted(state.zone_posterior, key=lambda z: -state.zone_posterior[z]),
         ):
             if zone is not None and zone >= 0 and zone not in candidates:
@@ -480,7 +507,7 @@ class LocalizationEngine:
             box = floor.zone_boxes[zone]
             prior = floor.zone_priors[zone]
             zone_start = (min(max(start[0], box[0]), box[2]), min(max(start[1], box[1]), box[3]))
-            fit = self._fit(floor, measurements, zone_start, box, prior)
+            fit = self._fit(floor, measurements, zone_start, box, prior, packed=packed)
             fits[zone] = fit
             if previous:
                 mass = config.zone_far_jump_probability
@@ -572,6 +599,22 @@ class LocalizationEngine:
                 self.calibration_count[scanner_index] *= 0.5
 
     # ----------------------------------------------------------------- tracking
+    def _motion_model(self, dt: float, q: float) -> tuple[np.ndarray, np.ndarray]:
+        """Constant-velocity transition and white-noise-acceleration process noise, cached:
+        update intervals repeat (1 s, 2 s), so building the matrices each time is waste."""
+        key = (dt, q)
+        cached = self._motion_cache.get(key)
+        if cached is None:
+            f = np.array([[1, dt, 0, 0], [0, 1, 0, 0], [0, 0, 1, dt], [0, 0, 0, 1]], dtype=float)
+            block = np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]]) * q
+            process = np.zeros((4, 4))
+            process[0:2, 0:2] = block
+            process[2:4, 2:4] = block
+            if len(self._motion_cache) > MOTION_CACHE_SIZE:
+                self._motion_cache.clear()
+            cached = self._motion_cache[key] = (f, process)
+        return cached
+
     def _track(self, state: _TagState, ts: float, zx, zy, var_x, cov_xy, var_y):
         """Constant-velocity Kalman filter (filterpy) with mobility-dependent process noise and
         innovation gating; reports max(filter covariance, single-fit covariance) because the
@@ -591,11 +634,7 @@ class LocalizationEngine:
         q = config.mobility_process_noise[state.mobility]
         if state.gate_failures:
             q *= 20.0
-        f = np.array([[1, dt, 0, 0], [0, 1, 0, 0], [0, 0, 1, dt], [0, 0, 0, 1]], dtype=float)
-        block = np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]]) * q
-        process = np.zeros((4, 4))
-        process[0:2, 0:2] = block
-        process[2:4, 2:4] = block
+        f, process = self._motion_model(round(dt, 2), q)
         kf.x = np.array(state.kf_x, dtype=float)
         kf.P = np.array(state.kf_p, dtype=float).reshape(4, 4)
         kf.predict(F=f, Q=process)

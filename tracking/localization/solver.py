@@ -59,8 +59,8 @@ def weighted_centroid(measurements: Sequence[Measurement]) -> tuple[float, float
     return wx / total, wy / total
 
 
-def solve(
-    measurements: Sequence[Measurement],
+def solve_packed(
+    rows: Sequence[tuple],
     start: tuple[float, float],
     bounds: tuple[float, float, float, float],
     *,
@@ -69,16 +69,9 @@ def solve(
     tag_offset_sigma_db: float = 3.0,
     prior: tuple[float, float, float, float] | None = None,
     max_iterations: int = 8,
-    tolerance_m: float = 0.02,
+    tolerance_m: float = 0.05,
 ) -> Solution:
-    """Minimise the robust weighted dB misfit over (x, y, tag offset) inside `bounds`.
-
-    `prior` is (x, y, sigma_x, sigma_y), a Gaussian pull: weak around the strongest scanners to
-    keep one- and two-scanner problems well posed (large covariance then), or the zone's own
-    extent when fitting inside one zone (a uniform position in the room, moment-matched). Pass
-    None for a pure data fit. `wall_losses` (dB per measurement) are held fixed during the fit:
-    inside one zone they hardly change.
-    """
+    """`solve` on rows made once by `pack` (several zone fits share them)."""
     xmin, ymin, xmax, ymax = bounds
     x = min(max(start[0], xmin), xmax)
     y = min(max(start[1], ymin), ymax)
@@ -90,7 +83,7 @@ def solve(
         inv_py = 1.0 / (prior_sy * prior_sy)
     else:
         prior_x = prior_y = inv_px = inv_py = 0.0
-    losses = wall_losses if wall_losses is not None else [0.0] * len(measurements)
+    losses = wall_losses if wall_losses is not None else [0.0] * len(rows)
     damping = 1e-3
     h11 = h12 = h22 = h13 = h23 = h33 = 0.0
     cost = 0.0
@@ -101,21 +94,21 @@ def solve(
         g1 = g2 = 0.0
         g3 = -inv_b * b
         cost = inv_b * b * b
-        for m, wall_term in zip(measurements, losses, strict=True):
-            dx = x - m.x
-            dy = y - m.y
-            d2 = dx * dx + dy * dy + m.dz * m.dz
-            predicted = m.p0 + b - 5.0 * m.exponent * math.log10(d2) - wall_term
-            residual = m.rssi - predicted
-            sigma = math.sqrt(m.variance)
+        for (mx, my, dz2, base, half_exponent, slope_factor, inverse_variance, sigma), loss in zip(
+            rows, losses, strict=True
+        ):
+            dx = x - mx
+            dy = y - my
+            d2 = dx * dx + dy * dy + dz2
+            residual = base + loss - b + half_exponent * math.log10(d2)
             scaled = abs(residual) / sigma
-            weight = 1.0 / m.variance
+            weight = inverse_variance
             if scaled > huber_k:
                 weight *= huber_k / scaled
                 cost += 2.0 * huber_k * scaled - huber_k * huber_k
             else:
                 cost += scaled * scaled
-            slope = -TEN_OVER_LN10 * m.exponent / d2
+            slope = slope_factor / d2
             jx = slope * dx
             jy = slope * dy
             # residual = rssi - predicted; d(predicted)/d(x,y,b) = (jx, jy, 1)
@@ -152,6 +145,42 @@ def solve(
             break
     covariance = _position_covariance(h11, h12, h13, h22, h23, h33)
     return Solution(x, y, b, cost, covariance, iteration)
+
+
+def pack(measurements: Sequence[Measurement]) -> list[tuple]:
+    """Plain tuples for the inner loop (attribute access would dominate it):
+    (x, y, dz^2, rssi - p0, 5 n, -10 n / ln 10, 1 / variance, sigma)."""
+    return [
+        (
+            m.x,
+            m.y,
+            m.dz * m.dz,
+            m.rssi - m.p0,
+            5.0 * m.exponent,
+            -TEN_OVER_LN10 * m.exponent,
+            1.0 / m.variance,
+            math.sqrt(m.variance),
+        )
+        for m in measurements
+    ]
+
+
+def solve(
+    measurements: Sequence[Measurement],
+    start: tuple[float, float],
+    bounds: tuple[float, float, float, float],
+    **options,
+) -> Solution:
+    """Minimise the robust weighted dB misfit over (x, y, tag offset) inside `bounds`.
+
+    Options are those of `solve_packed`: `wall_losses` (dB per measurement, held fixed during the
+    fit: inside one zone they hardly change), `prior` (x, y, sigma_x, sigma_y): a Gaussian pull,
+    weak around the strongest scanners to keep one- and two-scanner problems well posed (large
+    covariance then), or the zone's own extent when fitting inside one zone (a uniform position
+    in the room, moment-matched); None for a pure data fit. `huber_k`, `tag_offset_sigma_db`,
+    `max_iterations`, `tolerance_m`.
+    """
+    return solve_packed(pack(measurements), start, bounds, **options)
 
 
 def _solve3(a11, a12, a13, a22, a23, a33, g1, g2, g3):

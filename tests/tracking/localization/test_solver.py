@@ -49,7 +49,7 @@ def test_a_tag_louder_than_nominal_is_explained_by_its_own_offset_not_a_wrong_po
 def test_symmetric_readings_put_the_tag_in_the_middle():
     measurements = exact((5.0, 5.0))
     assert weighted_centroid(measurements) == pytest.approx((5.0, 5.0))
-    fit = solve(measurements, (2.0, 8.0), BOUNDS, prior=None, max_iterations=30)
+    fit = solve(measurements, (2.0, 8.0), BOUNDS, prior=None, max_iterations=30, tolerance_m=1e-6)
     assert (fit.x, fit.y) == pytest.approx((5.0, 5.0), abs=0.05)
     var_x, cov_xy, var_y = fit.covariance
     assert var_x == pytest.approx(var_y, rel=1e-6)

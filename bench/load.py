@@ -1,0 +1,686 @@
+"""End-to-end load benchmark of live tracking, against the real stack on this machine.
+
+    python -m bench.load                      # the issue's two target points, 180 s each
+    python -m bench.load --rate 8000          # one point (readings/s); --duration S
+    python -m bench.load --find-max           # step the rate up until the stack cannot keep up
+    python -m bench.load --quick              # 20 s smoke run at 2,000 readings/s
+
+What it does, every run: drops and creates the PostgreSQL database `wardwise_bench` (trust auth on
+127.0.0.1:5432), flushes Redis database 7, migrates, loads a generated hospital (5 floors, 250
+scanners, 10,000 tagged assets), issues a device token per scanner and a nurse's session; starts
+the ASGI server (uvicorn or daphne) and N Celery workers as subprocesses, waits until every
+worker has built its localization engine, then runs simulated gateways (bench/loadgen.py: one
+batch per scanner per second, readings stamped with the send time) and nurses' floor websockets.
+
+Figures, over the measurement window (after a warm-up at the same rate):
+- offered / accepted (202) / refused readings/s, from the gateways' own tally and the server's
+  `readings_accepted_total` counter; processed readings/s from the workers'
+  `readings_processed_total`;
+- backlog = accepted - processed - dropped (includes readings held for the late allowance), its
+  growth over the window, and the shards' cursor lag (newest stream entry minus the entry the
+  shard's cursor points at, in seconds);
+- receipt-to-websocket latency: websocket receive time minus the `ts` of the pushed position,
+  which is the event time of the newest reading that went into it, i.e. the instant the gateway
+  stamped and sent that reading (same clock, loopback);
+- CPU% (100 % = one core) and peak RSS of every process group;
+- lost = accepted - processed - dropped(late, unknown tag) - still held, after a drain period.
+
+Results go to bench/results/load.json (every label run so far) and load.md. Only 127.0.0.1 is
+contacted; every subprocess is killed on exit, error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.loadgen import percentiles, radio_links
+from bench.procstat import Group, Sampler
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+BENCH_DB = "wardwise_bench"
+PG_SERVER = "postgres://postgres@127.0.0.1:5432"
+#: Redis database of the benchmark (flushed); others on this machine use 12, 13 and 15.
+REDIS_DB = 7
+TARGETS = (10_000, 20_000)
+FIND_MAX_RATES = (2_000, 4_000, 6_000, 8_000, 10_000, 12_000, 15_000, 20_000)
+LINKS_PER_TAG = 6
+SAMPLE_S = 2.0
+#: A run is sustained when at least this share of what was offered is accepted and processed.
+SUSTAINED_SHARE = 0.98
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=int, help="readings/s offered (default: the targets)")
+    parser.add_argument("--duration", type=float, default=180.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=15.0, help="unmeasured seconds first")
+    parser.add_argument("--drain", type=float, default=30.0, help="max seconds to drain")
+    parser.add_argument("--find-max", action="store_true", help="step rates until one fails")
+    parser.add_argument("--quick", action="store_true", help="20 s smoke run at 2,000/s")
+    parser.add_argument("--server", choices=("uvicorn", "daphne"), default="uvicorn")
+    parser.add_argument("--web-procs", type=int, default=1, help="ASGI server processes")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--floors", type=int, default=5)
+    parser.add_argument("--rooms-per-side", type=int, default=25)
+    parser.add_argument("--tags", type=int, default=10_000)
+    parser.add_argument("--watch-floors", type=int, default=2, help="websocket clients")
+    parser.add_argument("--label", help="key of this run in load.json (default from options)")
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the stack")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.drain = 20.0, 5.0, 15.0
+        args.rate = args.rate or 2_000
+    mode = "find-max" if args.find_max else ("quick" if args.quick else "rate")
+    args.mode = mode
+    if args.label is None:
+        rates = "targets" if args.rate is None else str(args.rate)
+        what = "find-max" if args.find_max else rates
+        args.label = f"{what} {args.server} web={args.web_procs} workers={args.workers}"
+        if args.env:
+            args.label += " " + " ".join(args.env)
+    return args
+
+
+def free_port() -> int:
+    """A port nobody listens on now (others may run their own servers on this machine)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+PORT = free_port()
+
+
+def stack_env(args: argparse.Namespace) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "WARDWISE_PRODUCTION"}
+    env.update(
+        DATABASE_URL=f"{PG_SERVER}/{BENCH_DB}",
+        REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
+        DEBUG="false",
+        LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="hospital.settings",
+        PYTHONPATH=str(ROOT),
+    )
+    for item in args.env:
+        name, _, value = item.partition("=")
+        env[name] = value
+    return env
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {BENCH_DB}")
+
+
+def prepare(args: argparse.Namespace) -> dict:
+    """Fresh database and Redis, the site, tokens, a nurse session. Returns what the load needs."""
+    import django
+
+    recreate_database()
+    django.setup()
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth.models import Group as AuthGroup
+    from django.contrib.auth.models import User
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+    from django.db import connections
+
+    from hospital.devices import issue_token
+    from hospital.models import Floor
+    from hospital.roles import NURSE
+    from hospital.site_loader import load_site_document
+    from tracking import bus
+    from tracking.models import Asset, AssetType, Scanner, Tag
+    from tracking.simulation.layout import ASSET_TYPES, generate_hospital, ibeacon_tag
+    from tracking.tagids import canonical_tag_id
+
+    bus.client().flushdb()
+    call_command("migrate", verbosity=0)
+    document = generate_hospital(
+        floors=args.floors,
+        rooms_per_side=args.rooms_per_side,
+        scanner_policy="per-room",
+        assets_per_floor=0,
+    )
+    for building in document["buildings"]:
+        for floor in building["floors"]:
+            floor["sensors"] = []
+    load_site_document(document)
+    # Thousands of assets through the site loader would take minutes of upserts; bulk insert.
+    types = [
+        AssetType.objects.get_or_create(slug=slug, defaults={"name": name})[0]
+        for slug, name, _ in ASSET_TYPES
+    ]
+    per_floor = math.ceil(args.tags / args.floors)
+    tags, assets = [], []
+    for index in range(args.tags):
+        level, minor = index % args.floors + 1, index // args.floors + 1
+        tags.append((canonical_tag_id(ibeacon_tag(level, minor)), level))
+        assets.append(Asset(name=f"Bench asset {index + 1}", asset_type=types[index % len(types)]))
+    Asset.objects.bulk_create(assets, batch_size=2000)
+    Tag.objects.bulk_create(
+        [
+            Tag(tag_id=tag, kind="ibeacon", asset=asset)
+            for (tag, _), asset in zip(tags, assets, strict=True)
+        ],
+        batch_size=2000,
+    )
+    scanners = [
+        (scanner.serial, issue_token(scanner=scanner))
+        for scanner in Scanner.objects.order_by("serial")
+    ]
+    user = User.objects.create_user("bench-nurse", password=uuid.uuid4().hex)
+    user.groups.add(AuthGroup.objects.get(name=NURSE))
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    floors = list(Floor.objects.order_by("level").values_list("pk", flat=True))
+    connections.close_all()
+    return {
+        "scanners": scanners,
+        "links": radio_links(document, tags, LINKS_PER_TAG, seed=1),
+        "sessionid": session.session_key,
+        "floors": floors,
+        "tags_per_floor": per_floor,
+    }
+
+
+class Stack:
+    """The subprocesses of one benchmark: started in their own process groups, always killed."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.env = stack_env(args)
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = open(self.workdir / f"{name}.log", "w")  # noqa: SIM115  (owned by the process)
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes[name] = process
+        return process
+
+    def start(self) -> None:
+        python = sys.executable
+        if self.args.server == "uvicorn":
+            command = [
+                python, "-m", "uvicorn", "hospital.asgi:application",
+                "--host", "127.0.0.1", "--port", str(PORT),
+                "--workers", str(self.args.web_procs),
+                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+                "--no-access-log", "--log-level", "warning", "--backlog", "4096",
+            ]  # fmt: skip
+        else:
+            command = [
+                python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(PORT),
+                "--verbosity", "0", "hospital.asgi:application",
+            ]  # fmt: skip
+        self.spawn("web", command)
+        for index in range(self.args.workers):
+            self.spawn(
+                f"worker-{index + 1}",
+                [
+                    python, "-m", "celery", "-A", "bench.loadworker", "worker",
+                    "-P", "solo", "-n", f"bench{index + 1}@%h", "--loglevel", "WARNING",
+                    "--without-gossip", "--without-mingle", "--without-heartbeat",
+                ],
+            )  # fmt: skip
+
+    def wait_ready(self, redis_client, timeout_s: float = 240.0) -> None:
+        """The server answers and every worker has its engine built."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            self.check_alive()
+            warm = redis_client.scard("bench:warm")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", PORT), 1):
+                if warm >= self.args.workers:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"stack not ready after {timeout_s:.0f} s; logs in {self.workdir}")
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None and not name.startswith(("gen", "watch")):
+                log = (self.workdir / f"{name}.log").read_text()[-2000:]
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{log}")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.time() + 10
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def counter_totals(counters: dict[str, float]) -> dict[str, float]:
+    """The shared counters bench.load reads, summed over their labels."""
+    totals: dict[str, float] = {}
+    for field, value in counters.items():
+        name, _, labels = field.partition("|")
+        if name == "readings_dropped_total":
+            name = "dropped_" + json.loads(labels)["reason"].replace("-", "_")
+        totals[name] = totals.get(name, 0.0) + value
+    return totals
+
+
+def held_readings(client, shards: int) -> int:
+    pipe = client.pipeline(transaction=False)
+    for shard in range(shards):
+        pipe.get(f"ww:held:{shard}")
+    return sum(len(json.loads(raw)) for raw in pipe.execute() if raw)
+
+
+def cursor_lag_s(client, shards: int) -> float:
+    """Worst shard: time between the newest stream entry and the one its cursor points at."""
+    pipe = client.pipeline(transaction=False)
+    for shard in range(shards):
+        pipe.get(f"ww:cursor:{shard}")
+        pipe.xrevrange(f"ww:rssi:{shard}", count=1)
+    replies = pipe.execute()
+    worst = 0.0
+    for cursor, newest in zip(replies[::2], replies[1::2], strict=True):
+        if not newest:
+            continue
+        newest_ms = int(newest[0][0].split(b"-")[0])
+        cursor_ms = int((cursor or b"0-0").split(b"-")[0]) or newest_ms
+        worst = max(worst, (newest_ms - cursor_ms) / 1000)
+    return worst
+
+
+class Monitor:
+    """Samples counters, backlog and processes every SAMPLE_S while a load step runs."""
+
+    def __init__(self, redis_client, sampler: Sampler, shards: int) -> None:
+        from hospital import observability
+
+        self.read_shared = observability.read_shared
+        self.client = redis_client
+        self.sampler = sampler
+        self.shards = shards
+        self.samples: list[dict] = []
+
+    def sample(self) -> dict:
+        counters, gauges = self.read_shared()
+        totals = counter_totals(counters)
+        row = {
+            "t": time.time(),
+            "accepted": totals.get("readings_accepted_total", 0.0),
+            "processed": totals.get("readings_processed_total", 0.0),
+            "dropped": totals.get("dropped_late", 0.0) + totals.get("dropped_unknown_tag", 0.0),
+            "positions": totals.get("positions_total", 0.0),
+            "cursor_lag_s": cursor_lag_s(self.client, self.shards),
+            "processing_lag_s": gauges.get("processing_lag_seconds", 0.0),
+        }
+        row["backlog"] = row["accepted"] - row["processed"] - row["dropped"]
+        self.sampler.sample()
+        self.samples.append(row)
+        return row
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope (units per second)."""
+    if len(points) < 2:
+        return 0.0
+    mean_t = sum(p[0] for p in points) / len(points)
+    mean_v = sum(p[1] for p in points) / len(points)
+    spread = sum((p[0] - mean_t) ** 2 for p in points)
+    return sum((p[0] - mean_t) * (p[1] - mean_v) for p in points) / spread if spread else 0.0
+
+
+def run_step(stack: Stack, monitor: Monitor, prepared: dict, rate: int, args) -> dict:
+    """One load point: gateways and watchers for warm-up + duration, then the drain."""
+    workdir = stack.workdir
+    run_id = uuid.uuid4().hex[:8]
+    pairs = sum(len(tags) for tags, _ in prepared["links"].values())
+    start_at = time.time() + 3.0
+    common = {
+        "base_url": f"http://127.0.0.1:{PORT}",
+        "start_at": start_at,
+        "duration_s": args.warmup + args.duration,
+        "drain_s": min(args.drain, 10.0),
+        "seed": 7,
+        "run_id": run_id,
+    }
+    gen_config = {
+        **common,
+        "scanners": prepared["scanners"],
+        "links": prepared["links"],
+        "link_probability": min(1.0, rate / pairs),
+    }
+    watch_config = {
+        **common,
+        "ws_url": f"ws://127.0.0.1:{PORT}/ws/floors/{{floor_id}}/",
+        "origin": f"http://127.0.0.1:{PORT}",
+        "sessionid": prepared["sessionid"],
+        "floors": prepared["floors"][: args.watch_floors],
+    }
+    for name, config in (("gen", gen_config), ("watch", watch_config)):
+        (workdir / f"{name}-{run_id}.json").write_text(json.dumps(config))
+    outputs = {name: workdir / f"{name}-{run_id}.out.json" for name in ("gen", "watch")}
+    for name in ("watch", "gen"):
+        stack.spawn(
+            f"{name}-{run_id}",
+            [
+                sys.executable, "-m", "bench.loadgen", "scanners" if name == "gen" else "watch",
+                str(workdir / f"{name}-{run_id}.json"), str(outputs[name]),
+            ],
+        )  # fmt: skip
+    gen_process = stack.processes[f"gen-{run_id}"]
+    watch_process = stack.processes[f"watch-{run_id}"]
+    monitor.sampler.groups += [
+        Group(f"load generator ({run_id})", root=gen_process.pid),
+        Group(f"websocket watchers ({run_id})", root=watch_process.pid),
+    ]
+    window = (start_at + args.warmup, start_at + args.warmup + args.duration)
+    end_of_load = start_at + args.warmup + args.duration
+    print(f"  {rate:>6} readings/s offered: warm-up {args.warmup:.0f} s, measure "
+          f"{args.duration:.0f} s", flush=True)  # fmt: skip
+    monitor.samples.clear()
+    last_print = 0.0
+    while time.time() < end_of_load + 1.0 or gen_process.poll() is None:
+        stack.check_alive()
+        row = monitor.sample()
+        if row["t"] - last_print >= 10:
+            last_print = row["t"]
+            print(
+                f"    t={row['t'] - start_at:6.0f}s accepted={row['accepted']:>10.0f} "
+                f"processed={row['processed']:>10.0f} backlog={row['backlog']:>8.0f} "
+                f"cursor-lag={row['cursor_lag_s']:5.1f}s",
+                flush=True,
+            )
+        if time.time() > end_of_load + 60:
+            break
+        time.sleep(SAMPLE_S)
+    drain_deadline = time.time() + args.drain
+    held = held_readings(monitor.client, monitor.shards)
+    while time.time() < drain_deadline:
+        row = monitor.sample()
+        held = held_readings(monitor.client, monitor.shards)
+        if row["backlog"] - held <= 0 and held == 0:
+            break
+        time.sleep(1.0)
+    final = monitor.sample()
+    held = held_readings(monitor.client, monitor.shards)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        watch_process.wait(timeout=30)
+    gen_process.wait(timeout=30)
+    generator = json.loads(outputs["gen"].read_text()) if outputs["gen"].exists() else {}
+    watchers = json.loads(outputs["watch"].read_text()) if outputs["watch"].exists() else {}
+    return summarize(rate, args, window, monitor, generator, watchers, final, held)
+
+
+def summarize(rate, args, window, monitor, generator, watchers, final, held) -> dict:
+    start, end = window
+    inside = [s for s in monitor.samples if start <= s["t"] <= end]
+    first, last = (inside[0], inside[-1]) if len(inside) >= 2 else (final, final)
+    elapsed = max(last["t"] - first["t"], 1e-9)
+    seconds = {
+        int(k): v
+        for k, v in generator.get("seconds", {}).items()
+        if args.warmup <= int(k) < args.warmup + args.duration
+    }
+    names = ("offered", "accepted", "rejected", "refused", "errors", "requests", "ticks_skipped")
+    sent = {name: sum(b.get(name, 0) for b in seconds.values()) for name in names}
+    statuses: dict[str, float] = {}
+    for bucket in generator.get("seconds", {}).values():
+        for name, value in bucket.items():
+            if name.startswith(("status_", "error_")):
+                statuses[name] = statuses.get(name, 0) + value
+    latencies = sorted(
+        lat for received, lat in watchers.get("samples", []) if start <= received <= end
+    )
+    half = [(s["t"], s["backlog"]) for s in inside[len(inside) // 3 :]]
+    growth = slope(half)
+    offered_rate = sent["offered"] / args.duration
+    accepted_rate = (last["accepted"] - first["accepted"]) / elapsed
+    done = last["processed"] + last["dropped"] - first["processed"] - first["dropped"]
+    processed_rate = done / elapsed
+    lost = final["accepted"] - final["processed"] - final["dropped"] - held
+    backlog_end = last["backlog"]
+    sustained = (
+        sent["offered"] > 0
+        and sent["accepted"] >= SUSTAINED_SHARE * sent["offered"]
+        and processed_rate >= SUSTAINED_SHARE * accepted_rate
+        and growth <= 0.02 * max(accepted_rate, 1.0)
+        and last["cursor_lag_s"] < 5.0
+        and sent["ticks_skipped"] == 0
+    )
+    return {
+        "rate_target": rate,
+        "window_s": round(elapsed, 1),
+        "offered_per_s": round(offered_rate, 1),
+        "accepted_per_s": round(accepted_rate, 1),
+        "accepted_by_gateways_per_s": round(sent["accepted"] / args.duration, 1),
+        "processed_per_s": round(processed_rate, 1),
+        "positions_per_s": round((last["positions"] - first["positions"]) / elapsed, 1),
+        "backlog_start": round(first["backlog"]),
+        "backlog_end": round(backlog_end),
+        "backlog_growth_per_s": round(growth, 1),
+        "cursor_lag_end_s": round(last["cursor_lag_s"], 2),
+        "cursor_lag_max_s": round(max((s["cursor_lag_s"] for s in inside), default=0.0), 2),
+        "rejected_readings": sent["rejected"],
+        "refused_readings": sent["refused"],
+        "request_errors": sent["errors"],
+        "ticks_skipped": sent["ticks_skipped"],
+        "statuses": statuses,
+        "request_ms": generator.get("request_ms", {}),
+        "latency_s": {
+            k: (round(v, 3) if k != "count" else v) for k, v in percentiles(latencies).items()
+        },
+        "websocket": {**watchers.get("stats", {}), "errors": watchers.get("errors", [])},
+        "end": {
+            "accepted_total": final["accepted"],
+            "processed_total": final["processed"],
+            "dropped_total": final["dropped"],
+            "held": held,
+            "lost": lost,
+        },
+        "processes": monitor.sampler.summary(start, end),
+        "sustained": sustained,
+    }
+
+
+def machine() -> dict:
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:
+        names = (ln.split(":", 1)[1].strip() for ln in handle if ln.startswith("model name"))
+        model = next(names, "")
+    with open("/proc/meminfo") as handle:
+        memory_kb = int(handle.readline().split()[1])
+    return {
+        "load_average": open("/proc/loadavg").read().split()[:3],
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    env = stack_env(args)
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "DEBUG", "LOG_LEVEL")})
+    os.environ.update({item.partition("=")[0]: item.partition("=")[2] for item in args.env})
+    os.environ.pop("WARDWISE_PRODUCTION", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hospital.settings")
+    t0 = time.time()
+    print("preparing database, Redis and the site ...", flush=True)
+    prepared = prepare(args)
+    from django.conf import settings
+
+    from tracking import bus
+
+    print(f"  prepared in {time.time() - t0:.0f} s: {len(prepared['scanners'])} scanners, "
+          f"{args.tags} tags, {args.floors} floors", flush=True)  # fmt: skip
+    client = bus.client()
+    workdir = Path(tempfile.mkdtemp(prefix="wardwise-load-"))
+    stack = Stack(args, workdir)
+    results = []
+    try:
+        stack.start()
+        t0 = time.time()
+        stack.wait_ready(client)
+        print(f"  stack ready in {time.time() - t0:.0f} s (logs in {workdir})", flush=True)
+        sampler = Sampler(
+            [Group("web (" + args.server + ")", root=stack.processes["web"].pid)]
+            + [
+                Group(name, root=process.pid)
+                for name, process in stack.processes.items()
+                if name.startswith("worker")
+            ]
+            + [Group("postgresql", comm="postgres"), Group("redis", comm="redis-server")]
+        )
+        monitor = Monitor(client, sampler, settings.WARDWISE["SHARDS"])
+        if args.find_max:
+            rates = FIND_MAX_RATES
+        elif args.rate:
+            rates = (args.rate,)
+        else:
+            rates = TARGETS
+        for rate in rates:
+            result = run_step(stack, monitor, prepared, rate, args)
+            results.append(result)
+            print_result(result)
+            if args.find_max and not result["sustained"]:
+                break
+    finally:
+        stack.stop()
+    return {
+        "label": args.label,
+        "mode": args.mode,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": "python -m bench.load " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "config": {
+            "server": args.server,
+            "web_processes": args.web_procs,
+            "celery_workers": args.workers,
+            "tags": args.tags,
+            "floors": args.floors,
+            "scanners": len(prepared["scanners"]),
+            "links_per_tag": LINKS_PER_TAG,
+            "shards": settings.WARDWISE["SHARDS"],
+            "late_allowance_s": settings.WARDWISE["LATE_ALLOWANCE_S"],
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "env": args.env,
+        },
+        "runs": results,
+    }
+
+
+def print_result(result: dict) -> None:
+    latency = result["latency_s"]
+    end = result["end"]
+    print(
+        f"  => offered {result['offered_per_s']:.0f}/s, accepted {result['accepted_per_s']:.0f}/s,"
+        f" processed {result['processed_per_s']:.0f}/s, backlog growth "
+        f"{result['backlog_growth_per_s']:.0f}/s, cursor lag {result['cursor_lag_end_s']} s, "
+        f"latency p50/p95/p99 {latency.get('p50')}/{latency.get('p95')}/{latency.get('p99')} s "
+        f"(n={latency.get('count')}), refused {result['refused_readings']}, errors "
+        f"{result['request_errors']}, lost {end['lost']:.0f}, "
+        f"{'SUSTAINED' if result['sustained'] else 'NOT sustained'}",
+        flush=True,
+    )
+    for name, figures in result["processes"].items():
+        cpu, rss = figures["cpu_pct"], figures["rss_mb_max"]
+        print(f"     {name:<34} cpu {cpu:6.1f} %  rss {rss:8.1f} MB")
+
+
+def markdown(all_results: dict) -> str:
+    lines = [
+        "# Load benchmark results",
+        "",
+        "Written by `python -m bench.load` (see docs/performance.md for what the figures mean).",
+        "",
+    ]
+    for label, report in all_results.items():
+        config = report["config"]
+        lines += [
+            f"## {label}",
+            "",
+            f"`{report['command']}` at {report['when']}; {report['machine']['cpus']} CPUs "
+            f"({report['machine']['cpu_model']}); {config['server']} x{config['web_processes']}, "
+            f"{config['celery_workers']} Celery workers (solo), {config['tags']} tags, "
+            f"{config['scanners']} scanners, {config['shards']} shards, "
+            f"{config['duration_s']:.0f} s measured"
+            + (f", env {config['env']}" if config["env"] else "")
+            + ".",
+            "",
+            "| offered/s | accepted/s | processed/s | positions/s | backlog growth/s | "
+            "cursor lag end | latency p50 / p95 / p99 (s) | refused | errors | lost | sustained |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for run in report["runs"]:
+            latency = run["latency_s"]
+            lines.append(
+                f"| {run['offered_per_s']:.0f} | {run['accepted_per_s']:.0f} | "
+                f"{run['processed_per_s']:.0f} | {run['positions_per_s']:.0f} | "
+                f"{run['backlog_growth_per_s']:.0f} | {run['cursor_lag_end_s']} s | "
+                f"{latency.get('p50')} / {latency.get('p95')} / {latency.get('p99')} | "
+                f"{run['refused_readings']:.0f} | {run['request_errors']:.0f} | "
+                f"{run['end']['lost']:.0f} | {'yes' if run['sustained'] else 'no'} |"
+            )
+        lines += ["", "CPU (100 % = one core) and peak RSS per process group:", ""]
+        lines += ["| offered/s | process | CPU % | RSS MB |", "|---|---|---|---|"]
+        for run in report["runs"]:
+            for name, figures in run["processes"].items():
+                lines.append(
+                    f"| {run['rate_target']} | {name} | {figures['cpu_pct']} | "
+                    f"{figures['rss_mb_max']} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def save(report: dict) -> None:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / "load.json"
+    all_results = json.loads(path.read_text()) if path.exists() else {}
+    all_results[report["label"]] = report
+    path.write_text(json.dumps(all_results, indent=1) + "\n")
+    (RESULTS_DIR / "load.md").write_text(markdown(all_results))
+    print(f"results in {path} and {RESULTS_DIR / 'load.md'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    save(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class IntegrationsConfig(AppConfig):
+    """FHIR read API, MQTT gateway bridge, exports, utilisation reports and outbound webhooks."""
+
+    name = "integrations"
+    default_auto_field = "django.db.models.BigAutoField"

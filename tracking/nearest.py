@@ -1,0 +1,73 @@
+"""Find the nearest available asset of a type by walking distance (hospital.wayfinding), from
+the database: the site's walking graph is built once per process and rebuilt when a floor or
+zone changes (the per-floor versions of hospital.spatial)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from hospital import spatial
+from hospital.models import Floor, Zone
+from hospital.wayfinding import Candidate, FloorSpec, WalkGraph, ZoneSpec
+from tracking.models import AssetLocation, AssetStatus, Presence
+
+_graph: tuple[tuple, WalkGraph] | None = None
+
+
+def site_graph() -> WalkGraph:
+    global _graph
+    conf = settings.WARDWISE
+    costs = (conf["DOOR_WIDTH_M"], conf["LEVEL_CHANGE_M"], conf["FLOOR_CHANGE_COST_M"])
+    floors = list(Floor.objects.values_list("pk", "building_id", "level"))
+    key = (costs, *((row, spatial._version(row[0])) for row in floors))
+    if _graph is not None and _graph[0] == key:
+        return _graph[1]
+    zones = [
+        ZoneSpec(pk, floor_id, kind, tuple((float(x), float(y)) for x, y in polygon), name)
+        for pk, floor_id, kind, polygon, name in Zone.objects.values_list(
+            "pk", "floor_id", "kind", "polygon", "name"
+        )
+    ]
+    graph = WalkGraph(
+        [FloorSpec(*row) for row in floors],
+        zones,
+        door_width_m=costs[0],
+        level_change_m=costs[1],
+        floor_change_cost_m=costs[2],
+    )
+    _graph = (key, graph)
+    return graph
+
+
+@dataclass(frozen=True)
+class Nearest:
+    location: AssetLocation
+    zone: Zone
+    walking_m: float
+    floor_changes: int
+    straight_m: float | None
+
+
+def find_nearest(type_slug: str, from_zone: Zone, limit: int = 5) -> list[Nearest]:
+    """Available, present assets of the type, nearest on foot first."""
+    locations = {
+        location.asset_id: location
+        for location in AssetLocation.objects.filter(
+            asset__asset_type__slug=type_slug,
+            asset__status=AssetStatus.AVAILABLE,
+            presence=Presence.PRESENT,
+            floor__isnull=False,
+        ).select_related("asset__asset_type", "asset__tag", "floor")
+    }
+    candidates = [
+        Candidate(asset_id, loc.floor_id, loc.x, loc.y, loc.zone_id)
+        for asset_id, loc in locations.items()
+    ]
+    ranked = site_graph().rank(from_zone.pk, candidates, limit=limit)
+    zones = Zone.objects.select_related("floor").in_bulk({r.zone_id for r in ranked})
+    return [
+        Nearest(locations[r.id], zones[r.zone_id], r.distance_m, r.floor_changes, r.straight_m)
+        for r in ranked
+    ]
