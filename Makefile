@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Browser libraries (Leaflet, Chart.js) from the pinned package-lock.json, served as static files.
 NODE_STAMP := node_modules/.installed
-# Debian packages the project needs beyond a stock machine of this kind (browser tests).
-APT_PACKAGES := chromium chromium-driver
+# Debian packages the project needs beyond a stock machine of this kind (browser tests; the
+# MQTT broker the gateway bridge is tested against).
+APT_PACKAGES := chromium chromium-driver mosquitto
 
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wardwise
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
@@ -62,6 +63,10 @@ bench: bench-accuracy
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m bench.accuracy
+
+## End-to-end load on the real stack (PostgreSQL and Redis on 127.0.0.1); see docs/performance.md.
+bench-load: $(STAMP) services
+	$(BIN)/python -m bench.load $(BENCH_LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules var staticfiles .pytest_cache .ruff_cache

@@ -1,7 +1,7 @@
 """Accuracy benchmark: our localization engine against three baselines on simulated hospitals.
 
     python -m bench.accuracy            # full run (several seeds per scenario), ~minutes
-    python -m bench.accuracy --quick    # one seed, shorter traces
+    python -m bench.accuracy --quick    # one seed
 
 For every scenario and seed the radio simulator (tracking.simulation) writes a site, a trace CSV
 and the ground truth; the engine replays the CSV exactly as `manage.py replay` does (CSV parsing
@@ -442,9 +442,9 @@ def markdown(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one seed, 300 s traces")
+    parser.add_argument("--quick", action="store_true", help="one seed only")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=600.0, help="seconds per trace")
+    parser.add_argument("--duration", type=float, default=300.0, help="seconds per trace")
     parser.add_argument("--only", help="run only the scenario with this name")
     parser.add_argument("--memory-tags", type=int, default=10_000)
     parser.add_argument("--no-save", action="store_true")

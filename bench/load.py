@@ -468,7 +468,10 @@ def summarize(rate, args, window, monitor, generator, watchers, final, held) -> 
     accepted_rate = (last["accepted"] - first["accepted"]) / elapsed
     done = last["processed"] + last["dropped"] - first["processed"] - first["dropped"]
     processed_rate = done / elapsed
-    lost = final["accepted"] - final["processed"] - final["dropped"] - held
+    unaccounted = final["accepted"] - final["processed"] - final["dropped"] - held
+    # Only a drained stack can prove a loss; otherwise the rest is a backlog still in Redis.
+    drained = final["cursor_lag_s"] == 0.0
+    lost = unaccounted if drained else None
     backlog_end = last["backlog"]
     sustained = (
         sent["offered"] > 0
@@ -506,6 +509,8 @@ def summarize(rate, args, window, monitor, generator, watchers, final, held) -> 
             "processed_total": final["processed"],
             "dropped_total": final["dropped"],
             "held": held,
+            "drained": drained,
+            "unprocessed": unaccounted,
             "lost": lost,
         },
         "processes": monitor.sampler.summary(start, end),
@@ -611,7 +616,7 @@ def print_result(result: dict) -> None:
         f"{result['backlog_growth_per_s']:.0f}/s, cursor lag {result['cursor_lag_end_s']} s, "
         f"latency p50/p95/p99 {latency.get('p50')}/{latency.get('p95')}/{latency.get('p99')} s "
         f"(n={latency.get('count')}), refused {result['refused_readings']}, errors "
-        f"{result['request_errors']}, lost {end['lost']:.0f}, "
+        f"{result['request_errors']}, lost {end['lost']} (unprocessed {end['unprocessed']:.0f}), "
         f"{'SUSTAINED' if result['sustained'] else 'NOT sustained'}",
         flush=True,
     )
@@ -652,7 +657,8 @@ def markdown(all_results: dict) -> str:
                 f"{run['backlog_growth_per_s']:.0f} | {run['cursor_lag_end_s']} s | "
                 f"{latency.get('p50')} / {latency.get('p95')} / {latency.get('p99')} | "
                 f"{run['refused_readings']:.0f} | {run['request_errors']:.0f} | "
-                f"{run['end']['lost']:.0f} | {'yes' if run['sustained'] else 'no'} |"
+                f"{run['end']['lost']} (backlog {run['end'].get('unprocessed', 0):.0f}) | "
+                f"{'yes' if run['sustained'] else 'no'} |"
             )
         lines += ["", "CPU (100 % = one core) and peak RSS per process group:", ""]
         lines += ["| offered/s | process | CPU % | RSS MB |", "|---|---|---|---|"]

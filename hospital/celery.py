@@ -36,4 +36,8 @@ app.conf.beat_schedule = {
         "task": "alerts.tasks.run_escalations",
         "schedule": 30.0,
     },
+    "integrations-retry-due-webhooks": {
+        "task": "integrations.tasks.retry_due_webhooks",
+        "schedule": 60.0,
+    },
 }

@@ -340,3 +340,9 @@ MQTT = {
     "TLS_CERT_FILE": os.environ.get("MQTT_TLS_CERT_FILE", ""),
     "TLS_KEY_FILE": os.environ.get("MQTT_TLS_KEY_FILE", ""),
 }
+
+# Outbound webhooks (integrations/webhooks.py, docs/webhooks.md): retry back-off base and cap.
+WARDWISE_WEBHOOKS = {
+    "RETRY_BASE_S": env_float("WARDWISE_WEBHOOK_RETRY_BASE_S", 10.0),
+    "RETRY_MAX_S": env_float("WARDWISE_WEBHOOK_RETRY_MAX_S", 3600.0),
+}

@@ -34,12 +34,15 @@ def parse_moment(raw: str | None, field: str) -> datetime | None:
     """ISO 8601 date or date-time; a date means its midnight UTC."""
     if not raw:
         return None
-    moment = parse_datetime(raw)
-    if moment is None:
+    try:
         day = parse_date(raw)
-        if day is None:
-            raise ValueError(f"{field} must be an ISO 8601 date or date-time")
+        moment = None if day else parse_datetime(raw)
+    except ValueError:
+        day = moment = None
+    if day is not None:
         moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    if moment is None:
+        raise ValueError(f"{field} must be an ISO 8601 date or date-time")
     if timezone.is_naive(moment):
         raise ValueError(f"{field} needs a time zone (Z or +hh:mm)")
     return moment

@@ -28,6 +28,7 @@ from django.db.models.signals import post_delete, post_save
 from hospital import observability
 from hospital.models import Floor, Zone
 from hospital.site_loader import export_site_document
+from integrations import events
 from tracking import bus
 from tracking.localization import EngineConfig, LocalizationEngine, Reading, SiteSpec
 from tracking.models import (
@@ -262,9 +263,15 @@ def _write_stays(stays_to_close: list[tuple], stays_to_open: list[ZoneStay]) -> 
     """Close and open zone stays: one statement each for the assets that changed zone once in
     this chunk (nearly all of them), the per-stay queries for the few that changed more often.
     Same result as closing every open stay in another zone, then opening the new one unless
-    an open stay in that zone exists."""
+    an open stay in that zone exists. The set-based statements are PostgreSQL's; the embedded
+    SQLite demo takes the per-stay path for everything."""
     changes = Counter(asset_id for asset_id, _, _ in stays_to_close)
-    once = [c for c in stays_to_close if changes[c[0]] == 1]
+    set_based = connection.vendor == "postgresql"
+
+    def in_one_statement(asset_id: int) -> bool:
+        return set_based and changes[asset_id] == 1
+
+    once = [c for c in stays_to_close if in_one_statement(c[0])]
     stays = connection.ops.quote_name(ZoneStay._meta.db_table)
     with connection.cursor() as cursor:
         if once:
@@ -278,7 +285,7 @@ def _write_stays(stays_to_close: list[tuple], stays_to_open: list[ZoneStay]) -> 
                 "AND s.zone_id IS DISTINCT FROM v.zone_id",
                 params,
             )
-        opened = [s for s in stays_to_open if changes[s.asset_id] == 1]
+        opened = [s for s in stays_to_open if in_one_statement(s.asset_id)]
         if opened:
             values, params = _values(
                 [(s.asset_id, s.zone_id, s.entered_at) for s in opened],
@@ -293,12 +300,12 @@ def _write_stays(stays_to_close: list[tuple], stays_to_open: list[ZoneStay]) -> 
                 params,
             )
     for asset_id, moment, zone_id in stays_to_close:
-        if changes[asset_id] > 1:
+        if not in_one_statement(asset_id):
             ZoneStay.objects.filter(asset_id=asset_id, left_at__isnull=True).exclude(
                 zone_id=zone_id
             ).update(left_at=moment)
     for stay in stays_to_open:
-        if changes[stay.asset_id] == 1:
+        if in_one_statement(stay.asset_id):
             continue
         ZoneStay.objects.filter(asset_id=stay.asset_id, left_at__isnull=True).exclude(
             zone_id=stay.zone_id
@@ -312,6 +319,12 @@ def _write_stays(stays_to_close: list[tuple], stays_to_open: list[ZoneStay]) -> 
 def _touch_last_seen(heard_only: dict[int, float]) -> None:
     """Heard but not re-located assets: newer last-seen time, present; one statement."""
     if not heard_only:
+        return
+    if connection.vendor != "postgresql":
+        for asset_id, heard in heard_only.items():
+            AssetLocation.objects.filter(asset_id=asset_id, last_seen_at__lt=_moment(heard)).update(
+                last_seen_at=_moment(heard), presence=Presence.PRESENT
+            )
         return
     values, params = _values(
         [(asset_id, _moment(heard)) for asset_id, heard in sorted(heard_only.items())],
@@ -358,6 +371,7 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
                 heard_only[item.asset_id] = item.last_heard
             continue
         persist = item.persist
+        floor_before = persist.get("floor_id")
         for estimate in item.estimates:
             floor_id = runtime.floor_id.get(estimate.floor)
             if floor_id is None:
@@ -421,8 +435,11 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
                 "presence": Presence.PRESENT,
             }
         )
+        if floor_before is not None and floor_before != floor_id:
+            updates[-1]["previous_floor_id"] = floor_before
 
     with transaction.atomic():
+        stay_watch = events.StayWatch(asset_id for asset_id, _, _ in stays_to_close)
         if locations:
             AssetLocation.objects.bulk_create(
                 locations,
@@ -442,6 +459,7 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
         if samples:
             PositionSample.objects.bulk_create(samples, ignore_conflicts=True)
         _write_stays(stays_to_close, stays_to_open)
+        stay_watch.emit_changes()
         _touch_last_seen(heard_only)
         for tag, battery in batteries.items():
             Tag.objects.filter(tag_id=tag).update(battery_pct=battery)

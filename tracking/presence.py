@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from integrations import events
 from tracking.models import AssetLocation, PositionSample, Presence, ScannerHealth
 
 
@@ -29,6 +30,7 @@ def mark_missing_assets(now=None) -> int:
 
     for asset_id, floor_id, status in missing:
         publish_status_change(asset_id, floor_id, status, Presence.MISSING)
+    events.assets_missing([m[0] for m in missing])
     return len(missing)
 
 

@@ -64,7 +64,7 @@ def seed_readings() -> None:
         if sensor.serial == EXCURSION_SENSOR:
             rows = [(ts, v) for ts, v in rows if ts < now - timedelta(minutes=45)]
             rows += [(now - timedelta(minutes=m), 6.5 + (45 - m) * 0.15) for m in range(45, -1, -3)]
-        SensorState.objects.get_or_create(sensor=sensor)
+        SensorState.objects.update_or_create(sensor=sensor, defaults={"last_received_at": now})
         EnvironmentReading.objects.bulk_create(
             [
                 EnvironmentReading(
@@ -83,6 +83,9 @@ def seed_readings() -> None:
 
 
 def prepare(var_dir: Path) -> None:
+    """The embedded demo set-up (SQLite, in-process layer), whatever the shell has set."""
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        os.environ.pop(name, None)
     os.environ["WARDWISE_VAR_DIR"] = str(var_dir)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hospital.settings")
     import django
@@ -202,8 +205,6 @@ def main(argv: list[str] | None = None) -> int:
         prepare(var_dir)
         port = free_port()
         env = {**os.environ, "WARDWISE_VAR_DIR": str(var_dir), "DEBUG": "true"}
-        env.pop("DATABASE_URL", None)
-        env.pop("REDIS_URL", None)
         log = (var_dir / "server.log").open("w")
         server = subprocess.Popen(  # noqa: S603  (our own manage.py, fixed arguments)
             [sys.executable, "manage.py", "demo", "--port", str(port)],

@@ -60,9 +60,7 @@ def hospital():
     AssetLocationFactory(asset=chair, floor=floor, zone=corridor, presence="missing")
     fridge = SensorFactory(serial="fridge-101", zone=room)
     now = timezone.now()
-    SensorState.objects.create(
-        sensor=fridge, temperature_c=4.6, last_ts=now, last_received_at=now
-    )
+    SensorState.objects.create(sensor=fridge, temperature_c=4.6, last_ts=now, last_received_at=now)
     excursion = Alert.objects.create(
         source="environment",
         kind="temperature-high",
@@ -123,9 +121,10 @@ def test_device_read_maps_type_serial_status_owner_and_location(api, hospital):
     assert device["type"]["text"] == "Infusion pump"
     assert device["owner"] == {"reference": f"Organization/{hospital['icu'].pk}", "display": "ICU"}
     assert device["location"]["reference"] == f"Location/{hospital['room'].pk}"
-    assert {"system": "https://wardwise.example/fhir/sid/tag", "value": hospital[
-        "pump"
-    ].tag.tag_id} in device["identifier"]
+    assert {
+        "system": "https://wardwise.example/fhir/sid/tag",
+        "value": hospital["pump"].tag.tag_id,
+    } in device["identifier"]
     retired = get(api, f"/fhir/Device/{hospital['old'].pk}")
     assert retired["status"] == "inactive"
     missing = get(api, f"/fhir/Device/{hospital['chair'].pk}")

@@ -47,12 +47,12 @@ class _Floor:
             inset = min(0.05, (xmax - xmin) / 4, (ymax - ymin) / 4)
             self.zone_boxes.append((xmin + inset, ymin + inset, xmax - inset, ymax - inset))
         self.zone_priors = []
-        self.zone_log_area = []
+        self.zone_prior_log_spread = []
         for xmin, ymin, xmax, ymax in self.zone_boxes:
             sx = max((xmax - xmin) / math.sqrt(12.0), 0.3) * prior_scale
             sy = max((ymax - ymin) / math.sqrt(12.0), 0.3) * prior_scale
             self.zone_priors.append(((xmin + xmax) / 2, (ymin + ymax) / 2, sx, sy))
-            self.zone_log_area.append(math.log(sx * sy))
+            self.zone_prior_log_spread.append(math.log(sx * sy))
         self.zone_grid = self._zone_grid(self.walls.resolution)
         self.neighbours: list[set[int]] = [set() for _ in self.zone_names]
         for i, polygon in enumerate(self.geometry.polygons):
@@ -68,8 +68,8 @@ class _Floor:
         ]
 
     def _zone_grid(self, resolution: float) -> list[int]:
-        """Zone index (or -1) at every wall-grid cell centre: an O(1) first guess for candidate
-        zones; the exact point-in-polygon test is kept for the answer itself."""
+        """Zone index (or -1) at every wall-grid cell centre: an O(1) lookup that proposes
+        candidate zones (a shapely query per update would cost more than the fits)."""
         grid = []
         for row in range(self.walls.rows):
             for column in range(self.walls.columns):
@@ -426,9 +426,10 @@ class LocalizationEngine:
         state.last_solution = (chosen.x, chosen.y)
         dof = max(len(measurements) - 1, 1)
         misfit = chosen.cost / dof
-        if len(measurements) >= 4:
+        if config.self_calibration and len(measurements) >= 4:
             # site-wide noise level: real shadowing differs from the configured sigma; the
-            # running mean misfit of well-determined fits scales every covariance honestly
+            # running mean misfit of well-determined fits scales every covariance honestly.
+            # Learned site-wide state, so only with self-calibration (see export_calibration).
             self.noise_level += NOISE_LEVEL_RATE * (misfit - self.noise_level)
         inflation = max(1.0, self.noise_level, misfit)
         var_x, cov_xy, var_y = (value * inflation for value in chosen.covariance)
@@ -522,7 +523,7 @@ class LocalizationEngine:
             var_x, cov_xy, var_y = fit.covariance
             occam = (
                 0.5 * math.log(max(var_x * var_y - cov_xy * cov_xy, 1e-12))
-                - floor.zone_log_area[zone]
+                - floor.zone_prior_log_spread[zone]
             )
             log_posterior[zone] = (
                 log_prior
@@ -554,11 +555,15 @@ class LocalizationEngine:
             state.zone = leader
             return leader
         probability = posterior[leader]
+        if state.moving:  # a moving tag is expected to change zones: less inertia
+            threshold = config.zone_switch_probability_moving
+        else:
+            threshold = config.zone_switch_probability
         if probability >= config.zone_certain_probability:
             state.zone_challenger, state.zone_challenges = -1, 0
             state.zone = leader
             return leader
-        if probability >= config.zone_switch_probability:
+        if probability >= threshold:
             if state.zone_challenger == leader:
                 state.zone_challenges += 1
             else:

@@ -147,9 +147,10 @@ class EngineConfig:
     floor_hysteresis_db: float = 6.0
     zone_likelihood_temper: float = 1.0
     zone_switch_rate_per_s: float = 0.08
-    zone_switch_rate_moving_per_s: float = 0.5
+    zone_switch_rate_moving_per_s: float = 1.0
     zone_far_jump_probability: float = 1e-4
     zone_switch_probability: float = 0.85
+    zone_switch_probability_moving: float = 0.7
     zone_switch_confirmations: int = 1
     zone_certain_probability: float = 0.97
     few_scanners_min_sigma_m: float = 2.5

@@ -3,8 +3,11 @@
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.urls import include, path
 from django.utils import timezone
+from drf_spectacular.drainage import GENERATOR_STATS
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.validation import validate_schema
 
 from tests.factories import ScannerFactory, ScannerHealthFactory, ZoneFactory
 
@@ -78,5 +81,15 @@ def test_scanner_health(biomed, site, django_assert_max_num_queries):
     assert [s["serial"] for s in online["results"]] == ["gw-1"]
 
 
-def test_the_openapi_schema_validates_without_warnings():
-    call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
+def test_the_read_api_schema_validates_without_warnings():
+    """As `spectacular --validate --fail-on-warn`, restricted to this API's views."""
+    GENERATOR_STATS.reset()
+    generator = SchemaGenerator(patterns=[path("api/v1/", include("tracking.api.urls"))])
+    schema = generator.get_schema(request=None, public=True)
+    validate_schema(schema)
+    assert not GENERATOR_STATS, (
+        dict(GENERATOR_STATS._warn_cache),
+        dict(GENERATOR_STATS._error_cache),
+    )
+    assert "/api/v1/assets/{id}/history/" in schema["paths"]
+    assert "/api/v1/scanners/" in schema["paths"]

@@ -145,3 +145,25 @@ def test_mobility_class_comes_from_the_callback(two_rooms):
     engine = LocalizationEngine(two_rooms, mobility_for_tag=lambda tag: "no-such-class")
     engine.process(Reading(0.0, "sa", TAG, -60))
     assert engine.export_state(TAG)["mobility"] == EngineConfig().default_mobility
+
+
+def test_self_calibration_learns_a_scanner_that_reads_low(two_floors):
+    engine = LocalizationEngine(two_floors, EngineConfig(stale_after_s=3.0))
+    readings = []
+    for n, (x, y) in enumerate([(6, 4), (12, 6), (9, 3), (14, 5), (5, 6), (10, 5)]):
+        tag = f"mac:AA:BB:CC:DD:EE:{n:02X}"
+        for reading in readings_for(two_floors, tag, x, y, "L1", 60):
+            low = reading.scanner == "s10"
+            readings.append(reading._replace(rssi=reading.rssi - 6) if low else reading)
+    readings.sort(key=lambda r: (r.ts, r.tag))
+    run(engine, readings)
+    offsets = engine.calibration_offsets()
+    assert offsets["s10"] < -1.0
+    assert all(offsets[s] > -0.5 for s in ("s11", "s12", "s13"))
+
+
+def test_without_self_calibration_offsets_stay_nominal(two_floors):
+    engine = LocalizationEngine(two_floors, EngineConfig(self_calibration=False))
+    run(engine, readings_for(two_floors, TAG, 6, 4, "L1", 20))
+    assert set(engine.calibration_offsets().values()) == {0.0}
+    assert engine.export_calibration()["scanners"] == {}

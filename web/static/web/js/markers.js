@@ -3,7 +3,7 @@
 "use strict";
 
 const Markers = (() => {
-  const SHAPES = ["circle", "square", "diamond", "triangle", "hexagon", "triangle-down", "pentagon"];
+  const SHAPES = ["circle", "square", "diamond", "triangle", "hexagon", "triangle-down", "pentagon", "star", "plus"];
   const STATUS = {
     available: { color: "#1a7f37", glyph: "solid" },
     "in-use": { color: "#0550ae", glyph: "dot" },
@@ -35,6 +35,24 @@ const Markers = (() => {
       case "triangle-down": polygon(ctx, x, y - r * 0.2, r * 1.2, 3, Math.PI / 2); break;
       case "hexagon": polygon(ctx, x, y, r * 1.05, 6, 0); break;
       case "pentagon": polygon(ctx, x, y, r * 1.1, 5, -Math.PI / 2); break;
+      case "star":
+        for (let i = 0; i < 10; i++) {
+          const a = -Math.PI / 2 + (i * Math.PI) / 5;
+          const k = i % 2 ? r * 0.6 : r * 1.3;
+          if (i) ctx.lineTo(x + k * Math.cos(a), y + k * Math.sin(a));
+          else ctx.moveTo(x + k * Math.cos(a), y + k * Math.sin(a));
+        }
+        ctx.closePath();
+        break;
+      case "plus": {
+        const a = r * 0.45;
+        const b = r * 1.1;
+        ctx.moveTo(x - a, y - b); ctx.lineTo(x + a, y - b); ctx.lineTo(x + a, y - a); ctx.lineTo(x + b, y - a);
+        ctx.lineTo(x + b, y + a); ctx.lineTo(x + a, y + a); ctx.lineTo(x + a, y + b); ctx.lineTo(x - a, y + b);
+        ctx.lineTo(x - a, y + a); ctx.lineTo(x - b, y + a); ctx.lineTo(x - b, y - a); ctx.lineTo(x - a, y - a);
+        ctx.closePath();
+        break;
+      }
       default: ctx.arc(x, y, r, 0, Math.PI * 2);
     }
   }

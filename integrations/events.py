@@ -1,0 +1,227 @@
+"""Location events for outbound webhooks: asset entered a zone, left a zone, went missing.
+
+The pipeline and the presence check call in here (tracking.pipeline `_persist`,
+tracking.presence `mark_missing_assets`). `emit` writes one WebhookDelivery row per interested
+receiver in the caller's transaction (so an event exists exactly when the change it reports was
+committed) and queues the deliveries once that transaction commits. With no active webhook the
+hooks cost nothing but a cached lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.utils import timezone
+
+from integrations.models import EventType, Webhook, WebhookDelivery
+
+log = logging.getLogger(__name__)
+ACTIVE_CACHE_S = 5.0
+_active: tuple[float, list[tuple[int, list[str]]]] = (0.0, [])
+
+
+def _receivers() -> list[tuple[int, list[str]]]:
+    """(webhook id, event types) of the active webhooks, cached briefly per process."""
+    global _active
+    now = time.monotonic()
+    if _active[0] <= now:
+        receivers = list(Webhook.objects.filter(is_active=True).values_list("pk", "event_types"))
+        _active = (now + ACTIVE_CACHE_S, receivers)
+    return _active[1]
+
+
+def forget_receivers() -> None:
+    global _active
+    _active = (0.0, [])
+
+
+def _webhooks_changed(**kwargs) -> None:
+    forget_receivers()
+
+
+post_save.connect(_webhooks_changed, sender=Webhook, dispatch_uid="webhook-receivers-saved")
+post_delete.connect(_webhooks_changed, sender=Webhook, dispatch_uid="webhook-receivers-deleted")
+
+
+def wanted(event_type: str) -> bool:
+    return any(event_type in (types or []) for _, types in _receivers())
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def emit(event_type: str, payload: dict, occurred_at: datetime | None = None) -> list[int]:
+    """Record the event for every active receiver that wants it; returns the delivery ids."""
+    targets = [pk for pk, types in _receivers() if event_type in (types or [])]
+    if not targets:
+        return []
+    event_id = uuid.uuid4()
+    document = {
+        "id": str(event_id),
+        "type": event_type,
+        "occurred_at": _iso(occurred_at),
+        "data": payload,
+    }
+    deliveries = WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(
+                webhook_id=pk, event_id=event_id, event_type=event_type, payload=document
+            )
+            for pk in targets
+        ]
+    )
+    ids = [delivery.pk for delivery in deliveries]
+
+    def queue() -> None:
+        from integrations.tasks import deliver_webhook
+
+        for pk in ids:
+            deliver_webhook.delay(pk)
+
+    transaction.on_commit(queue)
+    return ids
+
+
+def _asset_payloads(asset_ids) -> dict[int, dict]:
+    from tracking.models import Asset
+
+    rows = Asset.objects.filter(pk__in=asset_ids).values(
+        "pk", "name", "asset_type__slug", "department__name", "status", "tag__tag_id"
+    )
+    return {
+        row["pk"]: {
+            "id": row["pk"],
+            "name": row["name"],
+            "type": row["asset_type__slug"],
+            "department": row["department__name"],
+            "status": row["status"],
+            "tag": row["tag__tag_id"],
+        }
+        for row in rows
+    }
+
+
+def _zone_payloads(zone_ids) -> dict[int, dict]:
+    from hospital.models import Zone
+
+    rows = Zone.objects.filter(pk__in=zone_ids).values(
+        "pk", "name", "kind", "floor_id", "floor__name", "floor__building__name"
+    )
+    return {
+        row["pk"]: {
+            "id": row["pk"],
+            "name": row["name"],
+            "kind": row["kind"],
+            "floor_id": row["floor_id"],
+            "floor": row["floor__name"],
+            "building": row["floor__building__name"],
+        }
+        for row in rows
+    }
+
+
+class StayWatch:
+    """Compares the open zone stays of some assets before and after the pipeline writes them,
+    and emits entered/left events for the differences (writes are idempotent, so a replayed
+    chunk finds no difference and emits nothing twice)."""
+
+    def __init__(self, asset_ids):
+        self.asset_ids = sorted(set(asset_ids))
+        self.active = bool(self.asset_ids) and (
+            wanted(EventType.ZONE_ENTERED) or wanted(EventType.ZONE_LEFT)
+        )
+        self.before = self._open_stays() if self.active else {}
+
+    def _open_stays(self) -> dict[int, tuple[int, int, datetime]]:
+        from tracking.models import ZoneStay
+
+        return {
+            asset: (pk, zone, entered)
+            for pk, asset, zone, entered in ZoneStay.objects.filter(
+                asset_id__in=self.asset_ids, left_at__isnull=True
+            ).values_list("pk", "asset_id", "zone_id", "entered_at")
+        }
+
+    def emit_changes(self) -> int:
+        if not self.active:
+            return 0
+        from tracking.models import ZoneStay
+
+        after = self._open_stays()
+        left, entered = [], []
+        for asset in self.asset_ids:
+            old, new = self.before.get(asset), after.get(asset)
+            if old == new:
+                continue
+            if old is not None:
+                left.append((asset, old))
+            if new is not None:
+                entered.append((asset, new))
+        if not left and not entered:
+            return 0
+        left_at = dict(
+            ZoneStay.objects.filter(pk__in=[stay[0] for _, stay in left]).values_list(
+                "pk", "left_at"
+            )
+        )
+        assets = _asset_payloads(self.asset_ids)
+        zones = _zone_payloads({stay[1] for _, stay in left + entered})
+        emitted = 0
+        for asset, (stay_pk, zone, entered_at) in left:
+            moment = left_at.get(stay_pk)
+            emit(
+                EventType.ZONE_LEFT,
+                {
+                    "asset": assets.get(asset),
+                    "zone": zones.get(zone),
+                    "entered_at": _iso(entered_at),
+                    "left_at": _iso(moment),
+                },
+                moment,
+            )
+            emitted += 1
+        for asset, (_stay_pk, zone, entered_at) in entered:
+            emit(
+                EventType.ZONE_ENTERED,
+                {
+                    "asset": assets.get(asset),
+                    "zone": zones.get(zone),
+                    "entered_at": _iso(entered_at),
+                },
+                entered_at,
+            )
+            emitted += 1
+        return emitted
+
+
+def assets_missing(asset_ids: list[int]) -> int:
+    """Emit asset.missing for assets just marked missing (with their last zone)."""
+    if not asset_ids or not wanted(EventType.ASSET_MISSING):
+        return 0
+    from tracking.models import AssetLocation
+
+    rows = list(
+        AssetLocation.objects.filter(asset_id__in=asset_ids).values_list(
+            "asset_id", "zone_id", "last_seen_at"
+        )
+    )
+    assets = _asset_payloads(asset_ids)
+    zones = _zone_payloads({zone for _, zone, _ in rows if zone is not None})
+    now = timezone.now()
+    for asset, zone, last_seen in rows:
+        emit(
+            EventType.ASSET_MISSING,
+            {
+                "asset": assets.get(asset),
+                "last_zone": zones.get(zone),
+                "last_seen_at": _iso(last_seen),
+            },
+            now,
+        )
+    return len(rows)
