@@ -71,12 +71,29 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    # page.evaluate / wait_for_function need eval, which the pages' own CSP forbids.
+    """A page for tests that inspect the map with page.evaluate, which needs eval: the pages'
+    own Content-Security-Policy forbids it, so this page bypasses it."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     page = context.new_page()
     page.set_default_timeout(20_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def strict_page(browser):
+    """A page under the site's real Content-Security-Policy; any violation fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    violations = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    yield page
+    context.close()
+    assert violations == []
 
 
 def sign_in(page, server, username, password=PASSWORD):
@@ -165,12 +182,14 @@ def test_a_reading_posted_to_the_api_moves_a_marker(page, server, tmp_path):
         stop(worker)
 
 
-def test_find_nearest_picks_the_pump_across_the_corridor(page, server):
+def test_find_nearest_picks_the_pump_across_the_corridor(strict_page, server):
+    page = strict_page
     ward = trap_ward()
     person("nina", NURSE)
     sign_in(page, server, "nina")
     page.wait_for_url(f"{server}/")
     page.goto(f"{server}/map/?floor={ward.floor.pk}")
+    page.get_by_text("Live", exact=True).wait_for()
     page.get_by_label("Equipment", exact=True).select_option("infusion-pump")
     page.get_by_label("I am in").select_option(str(ward.zones["S1"].pk))
     page.get_by_role("button", name="Find nearest available").click()
@@ -220,7 +239,8 @@ def test_a_nurse_cannot_open_the_admin_or_acknowledge_alerts(page, server):
     assert alert.state == AlertState.OPEN
 
 
-def test_an_alert_from_a_reading_appears_live_and_is_acknowledged(page, server):
+def test_an_alert_from_a_reading_appears_live_and_is_acknowledged(strict_page, server):
+    page = strict_page
     profile, _ = ThresholdProfile.objects.get_or_create(
         slug="vaccine-refrigerator",
         defaults={

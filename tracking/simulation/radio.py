@@ -145,6 +145,8 @@ class RadioSimulator:
         self.tags: list[_Tag] = []
         for asset in document.get("assets", []):
             self._add_tag(asset)
+        self._mobility = {state.tag: state.mobility for state in self.tags}
+        self._tag_offsets: np.ndarray | None = None  # drawn at the first step
 
     # ------------------------------------------------------------------ geometry helpers
     def _floor_wall_grid(self, floor_i: int) -> np.ndarray:
@@ -220,10 +222,7 @@ class RadioSimulator:
 
     def mobility_for_tag(self, tag: str) -> str | None:
         """Mobility class by tag id, as the asset registry would tell the engine."""
-        for state in self.tags:
-            if state.tag == tag:
-                return state.mobility
-        return None
+        return self._mobility.get(tag)
 
     # ------------------------------------------------------------------ motion
     def _plan_route(self, state: _Tag) -> None:
@@ -329,7 +328,9 @@ class RadioSimulator:
             walls[:, members] = self._walls(int(floor_i), xs[members], ys[members])
         floor_levels = np.array([self.site.floors[f].level for f in self.scanner_floor], float)
         storeys = np.abs(floor_levels[:, None] - levels[None, :])
-        tag_offsets = self._tag_offsets()
+        if self._tag_offsets is None:
+            self._tag_offsets = self.rng.normal(0.0, cfg.tag_offset_sigma_db, len(self.tags))
+        tag_offsets = self._tag_offsets
         rssi = (
             self.scanner_p0[:, None]
             + tag_offsets[None, :]
@@ -365,11 +366,6 @@ class RadioSimulator:
                 )
         readings.sort(key=lambda r: (r.ts, r.scanner, r.tag))
         return truth, readings
-
-    def _tag_offsets(self) -> np.ndarray:
-        if not hasattr(self, "_offsets") or len(self._offsets) != len(self.tags):
-            self._offsets = self.rng.normal(0.0, self.config.tag_offset_sigma_db, len(self.tags))
-        return self._offsets
 
     def readings(self, duration_s: float | None = None) -> Iterator[Reading]:
         """Readings in event-time order; endless when `duration_s` is None (live demo)."""
