@@ -8,4 +8,7 @@ class IntegrationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from integrations import events  # noqa: F401  (connects the webhook cache signals)
+        from integrations import (  # noqa: F401  (webhook cache signals, OpenAPI auth scheme)
+            events,
+            schema,
+        )

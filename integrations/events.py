@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -126,6 +128,59 @@ def _zone_payloads(zone_ids) -> dict[int, dict]:
     }
 
 
+@dataclass(frozen=True)
+class ZoneChange:
+    """One asset's move as the stay listeners see it: the stay it left (if any) and the stay it
+    is in now (if any); zone ids None mean no zone."""
+
+    asset_id: int
+    left_zone_id: int | None
+    left_at: datetime | None
+    entered_zone_id: int | None
+    entered_at: datetime | None
+    stay_id: int | None
+
+
+#: Other parts of the product that react to zone changes (workflows: status rules, geofences,
+#: par levels), as (listener, wants) pairs: `wants()` says cheaply whether the listener has any
+#: work configured; `listener(changes)` runs inside the pipeline's transaction.
+_stay_listeners: list[tuple[Callable[[list[ZoneChange]], None], Callable[[], bool]]] = []
+
+
+def add_stay_listener(listener, wants=lambda: True) -> None:
+    """Register a zone-change listener once (a second registration of the same one is ignored)."""
+    if all(existing is not listener for existing, _ in _stay_listeners):
+        _stay_listeners.append((listener, wants))
+
+
+def _tell_listeners(listeners, before: dict, after: dict, left_at: dict) -> None:
+    """Each listener in its own savepoint: a failing listener is logged and rolled back alone,
+    never failing the pipeline's write of the positions."""
+    changes = []
+    for asset in sorted(set(before) | set(after)):
+        old, new = before.get(asset), after.get(asset)
+        if old == new:
+            continue
+        changes.append(
+            ZoneChange(
+                asset_id=asset,
+                left_zone_id=old[1] if old else None,
+                left_at=left_at.get(old[0]) if old else None,
+                entered_zone_id=new[1] if new else None,
+                entered_at=new[2] if new else None,
+                stay_id=new[0] if new else None,
+            )
+        )
+    if not changes:
+        return
+    for listener in listeners:
+        try:
+            with transaction.atomic():
+                listener(changes)
+        except Exception:
+            log.exception("zone-change listener %r failed", listener)
+
+
 class StayWatch:
     """Compares the open zone stays of some assets before and after the pipeline writes them,
     and emits entered/left events for the differences (writes are idempotent, so a replayed
@@ -133,9 +188,13 @@ class StayWatch:
 
     def __init__(self, asset_ids):
         self.asset_ids = sorted(set(asset_ids))
-        self.active = bool(self.asset_ids) and (
+        self.webhooks = bool(self.asset_ids) and (
             wanted(EventType.ZONE_ENTERED) or wanted(EventType.ZONE_LEFT)
         )
+        self.listeners = (
+            [listener for listener, wants in _stay_listeners if wants()] if self.asset_ids else []
+        )
+        self.active = self.webhooks or bool(self.listeners)
         self.before = self._open_stays() if self.active else {}
 
     def _open_stays(self) -> dict[int, tuple[int, int, datetime]]:
@@ -170,6 +229,10 @@ class StayWatch:
                 "pk", "left_at"
             )
         )
+        if self.listeners:
+            _tell_listeners(self.listeners, self.before, after, left_at)
+        if not self.webhooks:
+            return 0
         assets = _asset_payloads(self.asset_ids)
         zones = _zone_payloads({stay[1] for _, stay in left + entered})
         emitted = 0

@@ -7,6 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -63,6 +70,25 @@ class UtilisationView(APIView):
     permission_classes = [EquipmentManagers]
     renderer_classes = [JSONRenderer, UtilisationCsvRenderer]
 
+    @extend_schema(
+        summary="Utilisation per asset type and department (JSON, or CSV with ?format=csv)",
+        parameters=[
+            OpenApiParameter("start", str, description="ISO 8601 date or date-time"),
+            OpenApiParameter("end", str, description="ISO 8601 date or date-time"),
+        ],
+        responses={
+            200: inline_serializer(
+                "UtilisationReport",
+                {
+                    "start": serializers.DateTimeField(),
+                    "end": serializers.DateTimeField(),
+                    "categories": serializers.DictField(child=serializers.ListField()),
+                    "rows": serializers.ListField(child=serializers.DictField()),
+                },
+            ),
+            400: OpenApiResponse(description="bad period"),
+        },
+    )
     def get(self, request):
         try:
             start, end = period(request.query_params.get("start"), request.query_params.get("end"))

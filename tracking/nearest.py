@@ -48,6 +48,7 @@ class Nearest:
     walking_m: float
     floor_changes: int
     straight_m: float | None
+    route: list[Zone]
 
 
 def find_nearest(type_slug: str, from_zone: Zone, limit: int = 5) -> list[Nearest]:
@@ -65,9 +66,20 @@ def find_nearest(type_slug: str, from_zone: Zone, limit: int = 5) -> list[Neares
         Candidate(asset_id, loc.floor_id, loc.x, loc.y, loc.zone_id)
         for asset_id, loc in locations.items()
     ]
-    ranked = site_graph().rank(from_zone.pk, candidates, limit=limit)
-    zones = Zone.objects.select_related("floor").in_bulk({r.zone_id for r in ranked})
+    graph = site_graph()
+    ranked = graph.rank(from_zone.pk, candidates, limit=limit)
+    routes = {r.zone_id: graph.route(from_zone.pk, r.zone_id) for r in ranked}
+    zones = Zone.objects.select_related("floor").in_bulk(
+        {zone_id for route in routes.values() for zone_id in route} | set(routes)
+    )
     return [
-        Nearest(locations[r.id], zones[r.zone_id], r.distance_m, r.floor_changes, r.straight_m)
+        Nearest(
+            locations[r.id],
+            zones[r.zone_id],
+            r.distance_m,
+            r.floor_changes,
+            r.straight_m,
+            [zones[zone_id] for zone_id in routes[r.zone_id]],
+        )
         for r in ranked
     ]

@@ -6,10 +6,16 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from integrations import events
 from tracking.models import AssetLocation, PositionSample, Presence, ScannerHealth
+
+#: Sent (robustly: a failing receiver never fails the check) after assets were marked missing
+#: (`asset_ids`) or scanners offline (`scanner_ids`); workflows raises device-health alerts.
+assets_marked_missing = Signal()
+scanners_marked_offline = Signal()
 
 
 def mark_missing_assets(now=None) -> int:
@@ -31,6 +37,7 @@ def mark_missing_assets(now=None) -> int:
     for asset_id, floor_id, status in missing:
         publish_status_change(asset_id, floor_id, status, Presence.MISSING)
     events.assets_missing([m[0] for m in missing])
+    assets_marked_missing.send_robust(sender=AssetLocation, asset_ids=[m[0] for m in missing])
     return len(missing)
 
 
@@ -39,7 +46,18 @@ def mark_offline_scanners(now=None) -> int:
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.WARDWISE["SCANNER_OFFLINE_AFTER_S"])
     recent = Q(last_batch_at__gte=cutoff) | Q(last_heartbeat_at__gte=cutoff)
-    return ScannerHealth.objects.filter(online=True).exclude(recent).update(online=False)
+    stale = list(
+        ScannerHealth.objects.filter(online=True).exclude(recent).values_list("pk", "scanner_id")
+    )
+    if not stale:
+        return 0
+    count = ScannerHealth.objects.filter(pk__in=[pk for pk, _ in stale], online=True).update(
+        online=False
+    )
+    scanners_marked_offline.send_robust(
+        sender=ScannerHealth, scanner_ids=[scanner for _, scanner in stale]
+    )
+    return count
 
 
 def prune_position_history(now=None) -> int:

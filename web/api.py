@@ -30,6 +30,12 @@ class FindNearestQuery(serializers.Serializer):
         return value
 
 
+class RouteStepSerializer(serializers.Serializer):
+    zone_id = serializers.IntegerField(source="pk")
+    zone = serializers.CharField(source="name")
+    floor_id = serializers.IntegerField()
+
+
 class NearestSerializer(serializers.Serializer):
     asset_id = serializers.IntegerField(source="location.asset_id")
     name = serializers.CharField(source="location.asset.name")
@@ -49,6 +55,7 @@ class NearestSerializer(serializers.Serializer):
     straight_line_m = serializers.FloatField(
         source="straight_m", allow_null=True, help_text="Same floor only; for comparison."
     )
+    route = RouteStepSerializer(many=True, help_text="Zones walked through, start to asset.")
 
 
 class ZoneRefSerializer(serializers.Serializer):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
@@ -73,7 +74,10 @@ def fhir_exception_handler(exc, context):
     return response
 
 
+@extend_schema(exclude=True)
 class FhirView(APIView):
+    """FHIR has its own description (GET /fhir/metadata); it stays out of the OpenAPI schema."""
+
     authentication_classes = [IntegrationKeyAuthentication, SessionAuthentication]
     permission_classes = [ClinicalStaff]
     renderer_classes = [FhirJsonRenderer]
@@ -93,6 +97,7 @@ class FhirView(APIView):
         return provider
 
 
+@extend_schema(exclude=True)
 class ReadView(FhirView):
     def get(self, request, resource_type: str, ident: str):
         provider = self.provider(resource_type)
@@ -102,6 +107,7 @@ class ReadView(FhirView):
             raise exceptions.NotFound(str(exc)) from None
 
 
+@extend_schema(exclude=True)
 class SearchView(FhirView):
     def get(self, request, resource_type: str):
         provider = self.provider(resource_type)
@@ -170,6 +176,7 @@ def _int_param(params: dict, name: str, default: int, low: int, high: int) -> in
     return min(value, high)
 
 
+@extend_schema(exclude=True)
 class MetadataView(FhirView):
     """The CapabilityStatement. Public, as FHIR clients fetch it before authenticating."""
 

@@ -246,3 +246,14 @@ def test_the_bridge_reconnects_after_the_broker_restarts(ward):
         bridge.stop()
         broker.terminate()
         broker.wait(10)
+
+
+def test_broker_mode_trusts_the_topic_serial_but_not_unknown_gateways(ward):
+    bridge = Bridge(BridgeConfig(gateway_auth="broker", client_id="unused"))
+    reading = {"tag": ward["tag"], "rssi": -60, "ts": time.time() - 1}
+    body = json.dumps({"readings": [reading]}).encode()
+    accepted = bridge.handle(f"wardwise/{ward['west_gw'].serial}/rssi", body)
+    assert accepted["outcome"] == "accepted"
+    assert accepted["accepted"] == 1
+    assert bridge.handle("wardwise/stranger/rssi", body)["outcome"] == "unauthorised"
+    assert bridge.handle("no-shape-here", body)["outcome"] == "malformed"

@@ -41,6 +41,7 @@ def test_find_nearest_ranks_by_walking_not_straight_line(api_for, ward):
     assert next_door["straight_line_m"] < across["straight_line_m"]
     assert across["zone"] == "N1"
     assert across["floor_changes"] == 0
+    assert [step["zone"] for step in across["route"]] == ["S1", "Corridor", "N1"]
     assert set(across) >= {"asset_id", "floor_id", "x", "y", "accuracy_m", "last_seen"}
 
 

@@ -197,7 +197,7 @@ def test_find_nearest_picks_the_pump_across_the_corridor(strict_page, server):
     results.first.wait_for()
     assert results.count() == 2
     assert "Across" in results.nth(0).inner_text()
-    assert "10 m walk" in results.nth(0).inner_text()
+    assert "10 m walk via Corridor" in results.nth(0).inner_text()
     assert "Next door" in results.nth(1).inner_text()
     results.first.click()
     detail = page.locator("#detail")

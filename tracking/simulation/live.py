@@ -2,7 +2,9 @@
 
 Every second of wall time the radio simulator advances one advertising interval, and each
 scanner's readings are POSTed to the ingestion API with that scanner's own device token, exactly
-as the scanner agent would. Used by `manage.py demo` and `manage.py simulate`.
+as the scanner agent would. Environmental sensors (environment.simulation), when given, post their
+readings as they fall due with each sensor's own token, as a Wi-Fi fridge probe would. Used by
+`manage.py demo` and `manage.py simulate`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import urllib.request
 from collections import defaultdict
 from typing import Any
 
+from environment.simulation import SensorSimulator
 from tracking.simulation.radio import RadioConfig, RadioSimulator
 
 log = logging.getLogger(__name__)
 RSSI_PATH = "/api/v1/readings/rssi/"
+ENVIRONMENT_PATH = "/api/v1/readings/environment/"
 
 
 class LiveFeed:
@@ -32,6 +36,8 @@ class LiveFeed:
         seed: int = 0,
         config: RadioConfig | None = None,
         timeout_s: float = 10.0,
+        sensors: SensorSimulator | None = None,
+        sensor_tokens: dict[str, str] | None = None,
     ):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"server URL must be http(s)://..., not {base_url!r}")
@@ -39,27 +45,54 @@ class LiveFeed:
         self.tokens = tokens
         self.timeout_s = timeout_s
         self.simulator = RadioSimulator(document, config, seed=seed, start_ts=time.time())
+        self.sensors = sensors
+        self.sensor_tokens = sensor_tokens or {}
         self.sent = 0
         self.failed_batches = 0
+        self.sensor_readings_sent = 0
 
     def post(self, serial: str, readings: list) -> int:
-        body = json.dumps(
+        return self._post(
+            RSSI_PATH,
+            self.tokens[serial],
             {
                 "batch": f"sim-{serial}-{readings[0].ts:.3f}",
                 "readings": [{"tag": r.tag, "rssi": r.rssi, "ts": r.ts} for r in readings],
-            }
-        ).encode()
-        request = urllib.request.Request(
-            self.base_url + RSSI_PATH,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": f"Token {self.tokens[serial]}",
             },
+        )
+
+    def post_sensor(self, serial: str, readings: list[dict]) -> int:
+        return self._post(
+            ENVIRONMENT_PATH,
+            self.sensor_tokens[serial],
+            {"batch": f"sim-{serial}-{readings[0]['ts']:.3f}", "readings": readings},
+        )
+
+    def _post(self, path: str, token: str, document: dict) -> int:
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=json.dumps(document).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
         )
         with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
             return response.status
+
+    def step_sensors(self, now: float) -> None:
+        """Post every environmental reading due by `now`, one request per sensor."""
+        if self.sensors is None:
+            return
+        by_sensor: dict[str, list[dict]] = defaultdict(list)
+        for reading in self.sensors.due(now):
+            if reading["sensor"] in self.sensor_tokens:
+                by_sensor[reading["sensor"]].append(reading)
+        for serial, batch in sorted(by_sensor.items()):
+            try:
+                self.post_sensor(serial, batch)
+                self.sensor_readings_sent += len(batch)
+            except (urllib.error.URLError, OSError) as exc:
+                self.failed_batches += 1
+                log.warning("simulated sensor %s could not post: %s", serial, exc)
 
     def step(self) -> None:
         _truth, readings = self.simulator.step()
@@ -74,6 +107,7 @@ class LiveFeed:
             except (urllib.error.URLError, OSError) as exc:
                 self.failed_batches += 1
                 log.warning("simulated gateway %s could not post: %s", serial, exc)
+        self.step_sensors(time.time())
 
     def wait_for_server(self, stop: threading.Event, timeout_s: float = 60.0) -> bool:
         deadline = time.time() + timeout_s
@@ -92,6 +126,8 @@ class LiveFeed:
             log.error("no server answered at %s; the simulated gateways give up", self.base_url)
             return
         self.simulator.now = time.time()
+        if self.sensors is not None:
+            self.sensors.restart(self.simulator.now)
         interval = self.simulator.config.advert_interval_s
         started = time.time()
         while not stop.is_set():

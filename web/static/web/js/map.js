@@ -35,6 +35,8 @@
     focusAfterSnapshot: null,
     socket: null,
     showAccuracy: false,
+    zoneLayers: new Map(), // zone id -> polygon
+    route: new Set(), // zone ids of the walk to the chosen find-nearest result
   };
 
   const ZONE_FILL = {
@@ -54,6 +56,7 @@
     markerLayer.clearLayers();
     accuracyLayer.clearLayers();
     planLayer.clearLayers();
+    state.zoneLayers.clear();
     $("floor-picker").value = String(state.floorId);
     const url = new URL(location.href);
     url.searchParams.set("floor", state.floorId);
@@ -61,6 +64,7 @@
     const floor = await Wardwise.api(Wardwise.fill(cfg.urls.floor, { id: state.floorId }));
     state.floor = floor;
     drawPlan(floor);
+    highlightRoute();
     state.socket = Wardwise.socket(Wardwise.fill(cfg.urls.socket, { id: state.floorId }), {
       onMessage: onMessage,
       onState: Wardwise.liveState($("live-state")),
@@ -93,6 +97,17 @@
       });
       polygon.bindTooltip(zone.name, { permanent: true, direction: "center", className: "room-label", interactive: false });
       polygon.addTo(planLayer);
+      state.zoneLayers.set(zone.id, { polygon, fill: ZONE_FILL[zone.kind] || "#ffffff" });
+    }
+  }
+
+  /* The zones of the walk to the chosen result, outlined so the nurse sees the way. */
+  function highlightRoute() {
+    for (const [id, { polygon, fill }] of state.zoneLayers) {
+      const on = state.route.has(id);
+      polygon.setStyle(on
+        ? { fillColor: "#fff1b8", color: "#9a6700", weight: 3 }
+        : { fillColor: fill, color: "#6b7b8a", weight: 1 });
     }
   }
 
@@ -324,9 +339,12 @@
       status.textContent = `${data.results.length} available, nearest on foot from ${data.from_zone.name} first.`;
       data.results.forEach((r, i) => {
         const floors = r.floor_changes ? ` · ${r.floor_changes} floor change${r.floor_changes > 1 ? "s" : ""}` : "";
-        const where = `${r.zone}, ${r.floor} · ${Math.round(r.walking_distance_m)} m walk${floors}`;
+        const via = r.route.slice(1, -1).map((step) => step.zone);
+        const where = `${r.zone}, ${r.floor} · ${Math.round(r.walking_distance_m)} m walk${floors}${via.length ? " via " + via.join(", ") : ""}`;
         const item = resultButton(i + 1, r.name, where, (e) => {
           pressOnly(list, e.currentTarget);
+          state.route = new Set(r.route.map((step) => step.zone_id));
+          highlightRoute();
           showAsset(r.asset_id, r.floor_id);
         });
         item.firstChild.setAttribute("aria-pressed", "false");
@@ -365,6 +383,8 @@
         const where = loc ? `${loc.zone || "between rooms"}, ${loc.floor} · seen ${Wardwise.ago(loc.last_seen)}` : "never located";
         const label = `${a.name} · ${a.type_name} · ${cfg.statusLabels[a.status] || a.status}`;
         return resultButton("›", label, where, () => {
+          state.route = new Set();
+          highlightRoute();
           if (loc && loc.floor_id) showAsset(a.id, loc.floor_id);
           else location.assign(Wardwise.fill(cfg.urls.detail, { id: a.id }));
         });

@@ -1,0 +1,86 @@
+"""The demo's simulated fridge probes through the real ingestion path: a live HTTP server, each
+sensor's own token, the demo timing; the failing fridge's alert opens, goes critical, reaches the
+facilities console's group and resolves after the repair, and nothing else alerts."""
+
+from __future__ import annotations
+
+import time
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.management import call_command
+
+from alerts import live
+from alerts.models import Alert, AlertEvent
+from environment import rules
+from environment.demo import use_demo_timing
+from environment.models import EnvironmentReading, Sensor
+from environment.simulation import Failure
+from tracking.management.commands.simulate import make_feed
+
+DEMO_SITE = Path(__file__).resolve().parents[2] / "hospital" / "fixtures" / "demo_site.json"
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_failing_demo_fridge_raises_one_alert_through_the_ingestion_api(live_server):
+    call_command("load_site", str(DEMO_SITE), stdout=StringIO())
+    assert use_demo_timing() == 8
+    assert set(Sensor.objects.values_list("expected_interval_s", flat=True)) == {10}
+    layer = get_channel_layer()
+    console = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(live.GROUP, console)
+    feed = make_feed(live_server.url, failure=Failure("fridge-ward-1", start_after_s=30))
+    assert len(feed.sensor_tokens) == 8
+    # Fifteen minutes of the demo, replayed into the recent past in 30 s steps of event time.
+    start = time.time() - 15 * 60
+    feed.sensors.restart(start)
+    moment = start
+    while moment <= start + 15 * 60:
+        feed.step_sensors(moment)
+        moment += 30
+    assert feed.failed_batches == 0
+    assert EnvironmentReading.objects.count() == feed.sensor_readings_sent >= 8 * 85
+    [alert] = Alert.objects.all()
+    assert alert.sensor.serial == "fridge-ward-1"
+    assert alert.kind == rules.TEMPERATURE_HIGH
+    assert alert.severity == "critical"
+    assert alert.state == "resolved" and alert.resolved_automatically
+    assert alert.peak_value >= 12.0
+    kinds = list(alert.events.values_list("kind", flat=True))
+    assert kinds[0] == AlertEvent.Kind.OPENED
+    assert AlertEvent.Kind.ESCALATED_SEVERITY in kinds
+    assert kinds[-1] == AlertEvent.Kind.RESOLVED
+    assert 100 <= (alert.started_at.timestamp() - start) <= 160
+    seen = []
+    while True:
+        try:
+            message = async_to_sync(_receive)(layer, console)
+        except TimeoutError:
+            break
+        seen.append((message["event"], message["alert"]["sensor"]))
+    assert seen[0] == ("opened", "fridge-ward-1")
+    assert seen[-1] == ("resolved", "fridge-ward-1")
+
+
+async def _receive(layer, channel):
+    import asyncio
+
+    return await asyncio.wait_for(layer.receive(channel), timeout=1.0)
+
+
+def test_debug(live_server):
+    call_command("load_site", str(DEMO_SITE), stdout=StringIO())
+    use_demo_timing()
+    feed = make_feed(live_server.url, failure=Failure("fridge-ward-1", start_after_s=30))
+    start = time.time() - 15 * 60
+    feed.sensors.restart(start)
+    moment = start
+    while moment <= start + 15 * 60:
+        feed.step_sensors(moment)
+        moment += 30
+    for a in Alert.objects.all():
+        print(a.sensor.serial, a.kind, a.severity, a.started_at.timestamp() - start, a.state, a.message)
+    assert 0
