@@ -41,6 +41,16 @@ CLIMATES: dict[str, Climate] = {
     "room": Climate(21.0, 0.4, 3600.0, 0.05),
     "incubator": Climate(37.0, 0.2, 600.0, 0.03),
 }
+
+
+def climate_for(kind: str, profile_slug: str = "") -> str:
+    """The behaviour to simulate: a refrigerator held to a blood-bank profile is a blood-bank
+    refrigerator (tighter control around 4 °C), whatever its kind says."""
+    if profile_slug.startswith("blood-bank"):
+        return "blood-bank"
+    return kind if kind in CLIMATES else "refrigerator"
+
+
 #: Share of a compressor cycle spent warming up (the rest is the pull-down).
 WARMING_SHARE = 0.7
 

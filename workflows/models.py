@@ -369,6 +369,17 @@ class WorkOrder(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.title} ({self.status})"
 
+    def save(self, *args, **kwargs):
+        """Finishing stamps the completion time (the next preventive due date counts from it);
+        reopening clears it."""
+        if self.status == self.Status.DONE and self.completed_at is None:
+            self.completed_at = timezone.now()
+        elif self.status != self.Status.DONE:
+            self.completed_at = None
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "completed_at"}
+        super().save(*args, **kwargs)
+
 
 class MaintenanceDue(models.Model):
     """An asset's next preventive-maintenance date (the earliest over its schedules), kept

@@ -70,17 +70,3 @@ async def _receive(layer, channel):
 
     return await asyncio.wait_for(layer.receive(channel), timeout=1.0)
 
-
-def test_debug(live_server):
-    call_command("load_site", str(DEMO_SITE), stdout=StringIO())
-    use_demo_timing()
-    feed = make_feed(live_server.url, failure=Failure("fridge-ward-1", start_after_s=30))
-    start = time.time() - 15 * 60
-    feed.sensors.restart(start)
-    moment = start
-    while moment <= start + 15 * 60:
-        feed.step_sensors(moment)
-        moment += 30
-    for a in Alert.objects.all():
-        print(a.sensor.serial, a.kind, a.severity, a.started_at.timestamp() - start, a.state, a.message)
-    assert 0

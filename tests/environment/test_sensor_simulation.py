@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from environment import rules
-from environment.simulation import Failure, SensorSimulator, SensorSpec
+from environment.simulation import Failure, SensorSimulator, SensorSpec, climate_for
 
 T0 = 1_795_000_000.0
 VACCINE = rules.Limits(2.0, 8.0, 0.0, 10.0, expected_interval_s=10.0)
@@ -143,3 +143,10 @@ def test_failure_offset_rises_holds_and_falls():
     assert failure.offset_c(350, 4.5) == pytest.approx(8.0)
     assert failure.offset_c(60 + 300 + 60, 4.5) == pytest.approx(5.0)
     assert failure.offset_c(60 + 300 + 600, 4.5) == 0.0
+
+
+def test_a_refrigerator_on_a_blood_bank_profile_behaves_like_a_blood_bank():
+    assert climate_for("refrigerator", "blood-bank-refrigerator-demo") == "blood-bank"
+    assert climate_for("refrigerator", "vaccine-refrigerator") == "refrigerator"
+    assert climate_for("freezer", "vaccine-freezer") == "freezer"
+    assert climate_for("something-new") == "refrigerator"

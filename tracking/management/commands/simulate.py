@@ -5,7 +5,7 @@ import time
 from django.core.management.base import BaseCommand
 
 from environment.models import Sensor
-from environment.simulation import Failure, SensorSimulator, SensorSpec
+from environment.simulation import Failure, SensorSimulator, SensorSpec, climate_for
 from hospital.devices import issue_token
 from hospital.site_loader import export_site_document
 from tracking.models import Scanner
@@ -21,10 +21,15 @@ def make_feed(
     tokens = {scanner.serial: issue_token(scanner=scanner) for scanner in Scanner.objects.all()}
     simulator, sensor_tokens = None, {}
     if sensors:
-        active = list(Sensor.objects.filter(is_active=True))
+        active = list(Sensor.objects.filter(is_active=True).select_related("profile"))
         sensor_tokens = {sensor.serial: issue_token(sensor=sensor) for sensor in active}
         simulator = SensorSimulator(
-            [SensorSpec(s.serial, s.kind, float(s.expected_interval_s)) for s in active],
+            [
+                SensorSpec(
+                    s.serial, climate_for(s.kind, s.profile.slug), float(s.expected_interval_s)
+                )
+                for s in active
+            ],
             start_ts=time.time(),
             seed=seed,
             failure=failure,
