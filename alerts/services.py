@@ -11,7 +11,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from alerts import escalation, live
+from alerts import escalation, live, notify
 from alerts.models import (
     SEVERITY_RANK,
     Alert,
@@ -20,7 +20,7 @@ from alerts.models import (
     EscalationPolicy,
     EscalationTier,
 )
-from alerts.notify import Notification, Recipient, notifier
+from alerts.notify import Notification, Recipient, notifier, notifier_class
 
 log = logging.getLogger("wardwise.alerts")
 UNSET = object()
@@ -169,6 +169,7 @@ def acknowledge(alert: Alert, user, comment: str = "", *, now: datetime | None =
     alert.save()
     _event(alert, AlertEvent.Kind.ACKNOWLEDGED, at=now, actor=user, message=comment)
     live.broadcast(alert, "acknowledged")
+    _notify_lifecycle(alert, notify.ACKNOWLEDGED, f"acknowledged by {user.get_username()}")
     return alert
 
 
@@ -204,6 +205,8 @@ def resolve(
         automatically=automatically,
     )
     live.broadcast(alert, "resolved")
+    by = "automatically" if automatically else f"by {user.get_username() if user else 'hand'}"
+    _notify_lifecycle(alert, notify.RESOLVED, f"resolved {by}")
     return alert
 
 
@@ -243,6 +246,7 @@ def withdraw(alert: Alert, reason: str, *, ended_at=None, now: datetime | None =
     alert.save()
     _event(alert, AlertEvent.Kind.RESOLVED, at=now, message=reason, withdrawn=True)
     live.broadcast(alert, "withdrawn")
+    _notify_lifecycle(alert, notify.RESOLVED, "withdrawn: " + reason)
     return alert
 
 
@@ -343,11 +347,12 @@ def _advance_escalation(alert: Alert, now: datetime) -> str | None:
     if action == escalation.ESCALATE:
         kind = AlertEvent.Kind.NOTIFIED if first else AlertEvent.Kind.ESCALATED
         reason = "new alert" if first else f"unacknowledged, escalated to tier {position}"
+        event = notify.OPENED if first else notify.ESCALATED
     else:
-        kind, reason = AlertEvent.Kind.REPEATED, "still unacknowledged"
+        kind, reason, event = AlertEvent.Kind.REPEATED, "still unacknowledged", notify.REPEATED
     tier = next(t for t in tiers if t.position == position)
     _event(alert, kind, at=now, message=reason, tier=position, channels=list(tier.channels))
-    _schedule(alert, tier, reason)
+    _schedule(alert, [tier], reason, event)
     if action == escalation.ESCALATE and not first:
         live.broadcast(alert, "escalated")
     return action
@@ -356,24 +361,68 @@ def _advance_escalation(alert: Alert, now: datetime) -> str | None:
 def _notify_told_tiers(alert: Alert, reason: str, now: datetime) -> None:
     if alert.tier is None:
         return
-    for tier in _tiers(alert.policy):
-        if tier.position <= alert.tier:
-            _event(alert, AlertEvent.Kind.NOTIFIED, at=now, message=reason, tier=tier.position)
-            _schedule(alert, tier, reason)
+    told = [tier for tier in _tiers(alert.policy) if tier.position <= alert.tier]
+    for tier in told:
+        _event(alert, AlertEvent.Kind.NOTIFIED, at=now, message=reason, tier=tier.position)
+    _schedule(alert, told, reason, notify.SEVERITY)
 
 
-def _schedule(alert: Alert, tier: EscalationTier, reason: str) -> None:
-    """Queue one delivery per channel after commit (Celery retries each on its own)."""
+def _notify_lifecycle(alert: Alert, event: str, reason: str) -> None:
+    """Acknowledged or resolved: tell the channels that follow an alert to its end (webhooks)
+    among those of the tiers told so far. People are not e-mailed about it."""
+    if alert.tier is None or alert.policy_id is None:
+        return
+    told = [tier for tier in _tiers(alert.policy) if tier.position <= alert.tier]
+    _schedule(alert, told, reason, event, lifecycle=True)
+
+
+def _channel_class(channel: str):
+    try:
+        return notifier_class(channel)
+    except (KeyError, ImportError):
+        return None
+
+
+def _schedule(
+    alert: Alert, tiers: list[EscalationTier], reason: str, event: str, *, lifecycle=False
+) -> None:
+    """Queue one delivery per channel and tier after commit (Celery retries each on its own).
+    A per-alert channel (a webhook) is queued once, for the highest of the tiers naming it; with
+    `lifecycle`, only the channels told of acknowledgements and resolutions are queued. An
+    unknown channel is still queued, so its failure shows in the worker's log."""
     from alerts import tasks
 
-    for channel in tier.channels:
-        args = (alert.pk, tier.position, reason, channel)
+    jobs: dict = {}
+    for tier in sorted(tiers, key=lambda t: t.position):
+        for channel in tier.channels:
+            kind = _channel_class(channel)
+            if lifecycle and not (kind is not None and kind.lifecycle):
+                continue
+            key = channel if kind is not None and kind.per_alert else (channel, tier.position)
+            jobs[key] = (alert.pk, tier.position, reason, channel, event)
+    for args in jobs.values():
         transaction.on_commit(lambda args=args: tasks.send_notification.delay(*args))
 
 
-def deliver(alert_id: int, tier_position: int, reason: str, channel: str) -> Notification:
+def document(alert: Alert) -> dict:
+    """The alert as notifications carry it: the console's view plus who closed it and how."""
+    return {
+        **live.payload(alert),
+        "acknowledge_comment": alert.acknowledge_comment,
+        "resolved_by": alert.resolved_by.get_username() if alert.resolved_by_id else None,
+        "resolution_note": alert.resolution_note,
+        "resolved_automatically": alert.resolved_automatically,
+        "withdrawn": bool(alert.details.get("withdrawn")),
+    }
+
+
+def deliver(
+    alert_id: int, tier_position: int, reason: str, channel: str, event: str = notify.OPENED
+) -> Notification:
     """Send one notification now (called by the Celery task)."""
-    alert = Alert.objects.select_related("policy").get(pk=alert_id)
+    alert = Alert.objects.select_related("policy", "sensor", "acknowledged_by", "resolved_by").get(
+        pk=alert_id
+    )
     tier = alert.policy.tiers.get(position=tier_position)
     notification = Notification(
         alert_id=alert.pk,
@@ -385,6 +434,8 @@ def deliver(alert_id: int, tier_position: int, reason: str, channel: str) -> Not
         reason=reason,
         tier=tier_position,
         recipients=tuple(Recipient(u.get_username(), u.email) for u in tier.recipients()),
+        event=event,
+        alert=document(alert),
     )
     notifier(channel).send(notification)
     return notification

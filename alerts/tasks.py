@@ -15,8 +15,10 @@ from alerts import services
     max_retries=8,
     acks_late=True,
 )
-def send_notification(self, alert_id: int, tier: int, reason: str, channel: str) -> None:
-    services.deliver(alert_id, tier, reason, channel)
+def send_notification(
+    self, alert_id: int, tier: int, reason: str, channel: str, event: str = "opened"
+) -> None:
+    services.deliver(alert_id, tier, reason, channel, event)
 
 
 @shared_task

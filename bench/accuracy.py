@@ -468,8 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds = 1 if args.quick else args.seeds
     duration = 300.0 if args.quick else args.duration
     report = {
-        "command": "python -m bench.accuracy "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(
+            ["python -m bench.accuracy", *(argv if argv is not None else sys.argv[1:])]
+        ),
         "seeds": seeds,
         "duration_s": duration,
         "scenarios": {},

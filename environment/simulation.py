@@ -191,7 +191,8 @@ class SensorSimulator:
             if ts < end:
                 warming += rate * (ts - start)
             else:
-                warming += rate * (end - start) * math.exp(-(ts - end) / unit.climate.door_recovery_s)
+                fading = math.exp(-(ts - end) / unit.climate.door_recovery_s)
+                warming += rate * (end - start) * fading
         return warming
 
     def _next_door_after(self, unit: _Unit, ts: float) -> float:

@@ -12,6 +12,7 @@ DEFAULT_DATA = [
     ("tracking.migrations.0002_default_asset_types", "create_types"),
     ("environment.migrations.0002_threshold_presets", "create_presets"),
     ("alerts.migrations.0002_default_policy", "create"),
+    ("workflows.migrations.0002_default_rules", "create_rules"),
 ]
 
 

@@ -40,4 +40,24 @@ app.conf.beat_schedule = {
         "task": "integrations.tasks.retry_due_webhooks",
         "schedule": 60.0,
     },
+    "workflows-evaluate-dwell-rules": {
+        "task": "workflows.tasks.evaluate_dwell_rules",
+        "schedule": 60.0,
+    },
+    "workflows-check-par-levels": {
+        "task": "workflows.tasks.check_par_levels",
+        "schedule": 60.0,
+    },
+    "workflows-check-device-health": {
+        "task": "workflows.tasks.check_device_health",
+        "schedule": 60.0,
+    },
+    "workflows-snapshot-batteries": {
+        "task": "workflows.tasks.snapshot_batteries",
+        "schedule": 3600.0,
+    },
+    "workflows-refresh-maintenance-due": {
+        "task": "workflows.tasks.refresh_maintenance_due",
+        "schedule": 3600.0,
+    },
 }

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "web.apps.WebConfig",
     "import_export",
     "integrations",
+    "workflows.apps.WorkflowsConfig",
 ]
 
 MIDDLEWARE = [
@@ -345,4 +346,13 @@ MQTT = {
 WARDWISE_WEBHOOKS = {
     "RETRY_BASE_S": env_float("WARDWISE_WEBHOOK_RETRY_BASE_S", 10.0),
     "RETRY_MAX_S": env_float("WARDWISE_WEBHOOK_RETRY_MAX_S", 3600.0),
+}
+
+# Equipment workflows (workflows/, docs/workflows.md): battery levels that alert and that a
+# forecast counts down to, the battery trend window, and how early maintenance counts as due.
+WARDWISE_WORKFLOWS = {
+    "BATTERY_LOW_PCT": env_float("WARDWISE_BATTERY_LOW_PCT", 15.0),
+    "BATTERY_REPLACE_PCT": env_float("WARDWISE_BATTERY_REPLACE_PCT", 10.0),
+    "BATTERY_WINDOW_DAYS": env_int("WARDWISE_BATTERY_WINDOW_DAYS", 90),
+    "MAINTENANCE_SOON_DAYS": env_int("WARDWISE_MAINTENANCE_SOON_DAYS", 14),
 }

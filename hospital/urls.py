@@ -17,6 +17,7 @@ urlpatterns = [
     path("metrics", observability.metrics_view, name="metrics"),
     path("fhir/", include("integrations.fhir.urls")),
     path("api/v1/", include("integrations.urls")),
+    path("", include("workflows.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

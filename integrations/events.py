@@ -58,9 +58,16 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-def emit(event_type: str, payload: dict, occurred_at: datetime | None = None) -> list[int]:
-    """Record the event for every active receiver that wants it; returns the delivery ids."""
-    targets = [pk for pk, types in _receivers() if event_type in (types or [])]
+def emit(
+    event_type: str, payload: dict, occurred_at: datetime | None = None, *, only=None
+) -> list[int]:
+    """Record the event for every active receiver that wants it (or, with `only`, for those of
+    the given webhook ids that want it); returns the delivery ids."""
+    targets = [
+        pk
+        for pk, types in _receivers()
+        if event_type in (types or []) and (only is None or pk in only)
+    ]
     if not targets:
         return []
     event_id = uuid.uuid4()

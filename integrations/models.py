@@ -36,6 +36,10 @@ class EventType(models.TextChoices):
     ZONE_ENTERED = "asset.zone.entered", "Asset entered a zone"
     ZONE_LEFT = "asset.zone.left", "Asset left a zone"
     ASSET_MISSING = "asset.missing", "Asset missing"
+    ALERT_OPENED = "alert.opened", "Alert opened"
+    ALERT_ESCALATED = "alert.escalated", "Alert escalated"
+    ALERT_ACKNOWLEDGED = "alert.acknowledged", "Alert acknowledged"
+    ALERT_RESOLVED = "alert.resolved", "Alert resolved"
 
 
 def all_event_types() -> list[str]:

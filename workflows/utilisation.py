@@ -11,8 +11,8 @@ import io
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import DurationField, ExpressionWrapper, F, Q, Sum, Value
 from django.db.models import DateTimeField as DateTimeValue
+from django.db.models import DurationField, ExpressionWrapper, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
@@ -199,7 +199,6 @@ def as_csv(rows: list[dict]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {**row, "utilisation_pct": "" if row["utilisation_pct"] is None else row["utilisation_pct"]}
-        )
+        pct = row["utilisation_pct"]
+        writer.writerow({**row, "utilisation_pct": "" if pct is None else pct})
     return buffer.getvalue()

@@ -47,7 +47,8 @@ def test_the_failing_demo_fridge_raises_one_alert_through_the_ingestion_api(live
     assert alert.sensor.serial == "fridge-ward-1"
     assert alert.kind == rules.TEMPERATURE_HIGH
     assert alert.severity == "critical"
-    assert alert.state == "resolved" and alert.resolved_automatically
+    assert alert.state == "resolved"
+    assert alert.resolved_automatically
     assert alert.peak_value >= 12.0
     kinds = list(alert.events.values_list("kind", flat=True))
     assert kinds[0] == AlertEvent.Kind.OPENED
@@ -69,4 +70,3 @@ async def _receive(layer, channel):
     import asyncio
 
     return await asyncio.wait_for(layer.receive(channel), timeout=1.0)
-
