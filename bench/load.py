@@ -107,9 +107,12 @@ PORT = free_port()
 
 def stack_env(args: argparse.Namespace) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "WARDWISE_PRODUCTION"}
+    # Other benchmarks reusing this stack (bench.coldchain) name their own database and Redis db.
+    database = getattr(args, "bench_db", BENCH_DB)
+    redis_db = getattr(args, "redis_db", REDIS_DB)
     env.update(
-        DATABASE_URL=f"{PG_SERVER}/{BENCH_DB}",
-        REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
+        DATABASE_URL=f"{PG_SERVER}/{database}",
+        REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
         DEBUG="false",
         LOG_LEVEL="WARNING",
         DJANGO_SETTINGS_MODULE="hospital.settings",
@@ -121,19 +124,19 @@ def stack_env(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def recreate_database() -> None:
+def recreate_database(name: str = BENCH_DB) -> None:
     import psycopg
 
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {BENCH_DB}")
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
 
 
 def prepare(args: argparse.Namespace) -> dict:
     """Fresh database and Redis, the site, tokens, a nurse session. Returns what the load needs."""
     import django
 
-    recreate_database()
+    recreate_database(getattr(args, "bench_db", BENCH_DB))
     django.setup()
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.auth.models import Group as AuthGroup

@@ -142,14 +142,14 @@ def evaluate_dwell_rules(now: datetime | None = None) -> int:
             entered_at__lte=now - timedelta(seconds=shortest),
         )
     )
-    if not stays:
-        return 0
     present = set(
         AssetLocation.objects.filter(
             asset_id__in=[s.asset_id for s in stays], presence=Presence.PRESENT
         ).values_list("asset_id", flat=True)
     )
     stays = [s for s in stays if s.asset_id in present]
+    if not stays:
+        return 0
     fired: dict[int, set[int]] = defaultdict(set)
     for stay_id, rule_id in StatusChange.objects.filter(
         stay_id__in=[s.pk for s in stays], rule__isnull=False

@@ -1,0 +1,211 @@
+"""Load processes for bench.coldchain: simulated fridge probes and the facilities alert console.
+
+Each runs as its own OS process (`python -m bench.coldchaingen sensors|console CONFIG OUT`) so
+its CPU is apart from the stack's. No Django here: the probes speak HTTP and the console speaks
+the websocket like the real ones.
+
+Probes: every sensor posts one reading every `interval_s` at its own phase, with its own device
+token, one request at a time on a keep-alive connection (a Wi-Fi probe waits for the answer).
+In-range values hover around 4.5 °C. A share of the sensors has an excursion every
+`excursion_every_s`: `excursion_readings` readings at 9.5 °C (above the 8 °C warning limit), so
+the reading `alarm_delay_s` after the first bad one completes the alarm condition; the probe
+records when it sent that reading and the server's answer. The console records every alert event
+with its receive time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import sys
+import time
+
+REQUEST_TIMEOUT_S = 10.0
+IN_RANGE_C = 4.5
+OUT_OF_RANGE_C = 9.5
+
+
+def excursion_plan(index: int, config: dict) -> float | None:
+    """Offset within each excursion period at which this sensor's excursions begin, or None
+    for a sensor that stays in range."""
+    if index % config["excursion_one_in"] != 0:
+        return None
+    return random.Random(index).uniform(0, config["excursion_every_s"])
+
+
+def reading_value(ts: float, start: float, offset: float | None, config: dict, rng) -> tuple:
+    """(temperature, completes-the-alarm) of a reading at `ts`."""
+    noise = rng.gauss(0.0, 0.2)
+    if offset is None:
+        return round(IN_RANGE_C + noise, 1), False
+    period = config["excursion_every_s"]
+    interval = config["interval_s"]
+    since = (ts - start - offset) % period
+    first = ts - start - offset >= 0
+    bad_for = config["excursion_readings"] * interval
+    if first and since < bad_for - 1e-6:
+        bad_index = int(since // interval)
+        completing = math.isclose(bad_index * interval, config["alarm_delay_s"])
+        return OUT_OF_RANGE_C + abs(noise), completing
+    return round(IN_RANGE_C + noise, 1), False
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.sent = 0
+        self.accepted = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self.refused = 0
+        self.errors = 0
+        self.statuses: dict[str, int] = {}
+        self.request_ms: list[float] = []
+        self.completing: list[dict] = []
+        self.per_second: dict[int, int] = {}
+
+
+async def sensor_loop(session, config, index, serial, token, tally: Tally) -> None:
+    rng = random.Random(f"{config['seed']}:{serial}")
+    interval = config["interval_s"]
+    start = config["start_at"]
+    end = start + config["duration_s"]
+    phase = (index * interval / config["sensor_count"]) % interval
+    offset = excursion_plan(index, config)
+    url = config["base_url"] + "/api/v1/readings/environment/"
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    # Readings stand on a grid from the start (phase + k * interval): the excursion arithmetic
+    # needs exact steps, and a probe that fell behind still stamps its scheduled time.
+    step = 0
+    while True:
+        scheduled = start + phase + step * interval
+        step += 1
+        if scheduled >= end:
+            return
+        delay = scheduled - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        temperature, completing = reading_value(scheduled, start + phase, offset, config, rng)
+        body = json.dumps(
+            {
+                "readings": [
+                    {
+                        "sensor": serial,
+                        "ts": round(scheduled, 3),
+                        "temperature_c": temperature,
+                        "battery_pct": 90,
+                        "door_open": False,
+                    }
+                ]
+            }
+        ).encode()
+        sent_at = time.time()
+        tally.sent += 1
+        try:
+            async with session.post(url, data=body, headers=headers) as response:
+                payload = await response.read()
+                status = response.status
+        except Exception as exc:  # any client failure is a failed request: count it
+            tally.errors += 1
+            name = f"error_{type(exc).__name__}"
+            tally.statuses[name] = tally.statuses.get(name, 0) + 1
+            continue
+        answered_at = time.time()
+        tally.request_ms.append((answered_at - sent_at) * 1000)
+        tally.statuses[str(status)] = tally.statuses.get(str(status), 0) + 1
+        if 200 <= status < 300:
+            result = json.loads(payload)
+            tally.accepted += result["accepted"]
+            tally.duplicates += result["duplicates"]
+            tally.rejected += len(result["rejected"])
+            second = int(answered_at - start)
+            tally.per_second[second] = tally.per_second.get(second, 0) + result["accepted"]
+            if completing and result["accepted"]:
+                tally.completing.append(
+                    {"sensor": serial, "ts": scheduled, "sent_at": sent_at, "answered_at": answered_at}
+                )
+        else:
+            tally.refused += 1
+
+
+async def run_sensors(config: dict) -> dict:
+    import aiohttp
+
+    tally = Tally()
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    connector = aiohttp.TCPConnector(limit=config.get("connections", 400), keepalive_timeout=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(
+            *(
+                sensor_loop(session, config, index, serial, token, tally)
+                for index, (serial, token) in enumerate(config["sensors"])
+            )
+        )
+    return {
+        "sent": tally.sent,
+        "accepted": tally.accepted,
+        "duplicates": tally.duplicates,
+        "rejected": tally.rejected,
+        "refused": tally.refused,
+        "errors": tally.errors,
+        "statuses": tally.statuses,
+        "request_ms": sorted(tally.request_ms),
+        "completing": tally.completing,
+        "accepted_per_second": {str(k): v for k, v in sorted(tally.per_second.items())},
+    }
+
+
+async def run_console(config: dict) -> dict:
+    """A facilities user's alert console: the snapshot, then every change with its receive time."""
+    import websockets
+
+    events: list[dict] = []
+    stats = {"snapshot_alerts": 0}
+    end = config["start_at"] + config["duration_s"] + config["drain_s"]
+    headers = {"Cookie": f"sessionid={config['sessionid']}"}
+    async with websockets.connect(
+        config["ws_url"], origin=config["origin"], additional_headers=headers, max_size=None
+    ) as socket:
+        while time.time() < end:
+            try:
+                raw = await asyncio.wait_for(socket.recv(), timeout=max(0.1, end - time.time()))
+            except TimeoutError:
+                break
+            received = time.time()
+            message = json.loads(raw)
+            if message.get("type") == "snapshot":
+                stats["snapshot_alerts"] += len(message["alerts"])
+                continue
+            alert = message.get("alert", {})
+            events.append(
+                {
+                    "received": received,
+                    "event": message.get("event"),
+                    "id": alert.get("id"),
+                    "sensor": alert.get("sensor"),
+                    "kind": alert.get("kind"),
+                    "started_at": alert.get("started_at"),
+                    "opened_at": alert.get("opened_at"),
+                }
+            )
+    return {"events": events, "stats": stats}
+
+
+def main(argv: list[str]) -> None:
+    """`python -m bench.coldchaingen sensors|console CONFIG.json OUT.json`."""
+    mode, config_path, out_path = argv
+    with open(config_path) as handle:
+        config = json.load(handle)
+    if mode == "sensors":
+        result = asyncio.run(run_sensors(config))
+    elif mode == "console":
+        result = asyncio.run(run_console(config))
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    with open(out_path, "w") as handle:
+        json.dump(result, handle)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
