@@ -1,7 +1,19 @@
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 
 from alerts import services
-from alerts.models import Alert, AlertEvent, EscalationPolicy, EscalationTier
+from alerts.models import Alert, AlertEvent, AlertState, EscalationPolicy, EscalationTier
+
+
+class ResolveForm(forms.Form):
+    note = forms.CharField(
+        label="Corrective action",
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+        help_text="What was done, e.g. 'stock moved to fridge 2, door seal replaced, pharmacist "
+        "reviewed the excursion'. Recorded with your name on every selected alert.",
+    )
 
 
 class TierInline(admin.StackedInline):
@@ -73,15 +85,36 @@ class AlertAdmin(admin.ModelAdmin):
                 self.message_user(request, f"#{alert.pk}: {exc}", messages.WARNING)
         self.message_user(request, f"{done} alert(s) acknowledged")
 
-    @admin.action(description="Resolve the selected alerts (corrective action done)")
+    @admin.action(description="Resolve the selected alerts (asks for the corrective action)")
     def resolve_selected(self, request, queryset):
-        done = 0
-        for alert in queryset:
-            try:
-                services.resolve(
-                    alert, request.user, "resolved in the admin: corrective action recorded there"
-                )
-                done += 1
-            except services.AlertError as exc:
-                self.message_user(request, f"#{alert.pk}: {exc}", messages.WARNING)
-        self.message_user(request, f"{done} alert(s) resolved")
+        """An intermediate page asks for the corrective-action note: it is what the compliance
+        report shows for the excursion, so it is written by the person, never filled in."""
+        alerts = list(queryset.exclude(state=AlertState.RESOLVED))
+        skipped = queryset.filter(state=AlertState.RESOLVED).count()
+        if skipped:
+            self.message_user(request, f"{skipped} alert(s) already resolved", messages.WARNING)
+        if not alerts:
+            return None
+        form = ResolveForm(request.POST if "confirm" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            done = 0
+            for alert in alerts:
+                try:
+                    services.resolve(alert, request.user, form.cleaned_data["note"])
+                    done += 1
+                except services.AlertError as exc:
+                    self.message_user(request, f"#{alert.pk}: {exc}", messages.WARNING)
+            self.message_user(request, f"{done} alert(s) resolved")
+            return None
+        return TemplateResponse(
+            request,
+            "admin/alerts/alert/resolve_selected.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Resolve alerts: corrective action",
+                "opts": self.model._meta,
+                "alerts": alerts,
+                "form": form,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )

@@ -105,7 +105,8 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = AlertFilter
 
     def get_permissions(self):
-        if self.action in {"acknowledge", "resolve"}:
+        # OPTIONS on a step's URL runs as the "metadata" action: the route decides, not it.
+        if {"acknowledge", "resolve"} & {self.action, *getattr(self, "action_map", {}).values()}:
             return [FacilitiesStaff()]
         return [AlertReaders()]
 

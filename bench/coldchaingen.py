@@ -6,8 +6,9 @@ the websocket like the real ones.
 
 Probes: every sensor posts one reading every `interval_s` at its own phase, with its own device
 token, one request at a time on a keep-alive connection (a Wi-Fi probe waits for the answer).
-In-range values hover around 4.5 °C. A share of the sensors has an excursion every
-`excursion_every_s`: `excursion_readings` readings at 9.5 °C (above the 8 °C warning limit), so
+In-range values hover around 5.5 °C. A share of the sensors has an excursion every
+`excursion_every_s`: `excursion_readings` readings at about 9 °C (above the 8 °C warning limit, a
+step small enough not to look like a sensor fault), so
 the reading `alarm_delay_s` after the first bad one completes the alarm condition; the probe
 records when it sent that reading and the server's answer. The console records every alert event
 with its receive time.
@@ -23,16 +24,18 @@ import sys
 import time
 
 REQUEST_TIMEOUT_S = 10.0
-IN_RANGE_C = 4.5
-OUT_OF_RANGE_C = 9.5
+IN_RANGE_C = 5.5
+OUT_OF_RANGE_C = 9.0
 
 
 def excursion_plan(index: int, config: dict) -> float | None:
     """Offset within each excursion period at which this sensor's excursions begin, or None
-    for a sensor that stays in range."""
+    for a sensor that stays in range. Periods are whole intervals, so every sensor's readings
+    fall on the same steps of its excursions."""
     if index % config["excursion_one_in"] != 0:
         return None
-    return random.Random(index).uniform(0, config["excursion_every_s"])
+    steps = int(config["excursion_every_s"] // config["interval_s"])
+    return random.Random(index).randrange(steps) * config["interval_s"] + config["interval_s"] / 2
 
 
 def reading_value(ts: float, start: float, offset: float | None, config: dict, rng) -> tuple:
@@ -48,7 +51,7 @@ def reading_value(ts: float, start: float, offset: float | None, config: dict, r
     if first and since < bad_for - 1e-6:
         bad_index = int(since // interval)
         completing = math.isclose(bad_index * interval, config["alarm_delay_s"])
-        return OUT_OF_RANGE_C + abs(noise), completing
+        return round(OUT_OF_RANGE_C + abs(noise) / 2, 1), completing
     return round(IN_RANGE_C + noise, 1), False
 
 
@@ -63,6 +66,7 @@ class Tally:
         self.statuses: dict[str, int] = {}
         self.request_ms: list[float] = []
         self.completing: list[dict] = []
+        self.acknowledged: list[tuple[str, float]] = []
         self.per_second: dict[int, int] = {}
 
 
@@ -119,11 +123,18 @@ async def sensor_loop(session, config, index, serial, token, tally: Tally) -> No
             tally.accepted += result["accepted"]
             tally.duplicates += result["duplicates"]
             tally.rejected += len(result["rejected"])
+            if result["accepted"] or result["duplicates"]:
+                tally.acknowledged.append((serial, round(scheduled, 3)))
             second = int(answered_at - start)
             tally.per_second[second] = tally.per_second.get(second, 0) + result["accepted"]
             if completing and result["accepted"]:
                 tally.completing.append(
-                    {"sensor": serial, "ts": scheduled, "sent_at": sent_at, "answered_at": answered_at}
+                    {
+                        "sensor": serial,
+                        "ts": scheduled,
+                        "sent_at": sent_at,
+                        "answered_at": answered_at,
+                    }
                 )
         else:
             tally.refused += 1
@@ -152,44 +163,57 @@ async def run_sensors(config: dict) -> dict:
         "statuses": tally.statuses,
         "request_ms": sorted(tally.request_ms),
         "completing": tally.completing,
+        "acknowledged": tally.acknowledged,
         "accepted_per_second": {str(k): v for k, v in sorted(tally.per_second.items())},
     }
 
 
 async def run_console(config: dict) -> dict:
-    """A facilities user's alert console: the snapshot, then every change with its receive time."""
+    """A facilities user's alert console: the snapshot, then every change with its receive time.
+    Like the real console it reconnects when the connection drops (counted); alerts opened while
+    it was away only come back in the next snapshot, so they count as missing."""
     import websockets
 
     events: list[dict] = []
-    stats = {"snapshot_alerts": 0}
+    stats = {"snapshot_alerts": 0, "reconnects": 0, "errors": []}
     end = config["start_at"] + config["duration_s"] + config["drain_s"]
     headers = {"Cookie": f"sessionid={config['sessionid']}"}
-    async with websockets.connect(
-        config["ws_url"], origin=config["origin"], additional_headers=headers, max_size=None
-    ) as socket:
-        while time.time() < end:
-            try:
-                raw = await asyncio.wait_for(socket.recv(), timeout=max(0.1, end - time.time()))
-            except TimeoutError:
-                break
-            received = time.time()
-            message = json.loads(raw)
-            if message.get("type") == "snapshot":
-                stats["snapshot_alerts"] += len(message["alerts"])
-                continue
-            alert = message.get("alert", {})
-            events.append(
-                {
-                    "received": received,
-                    "event": message.get("event"),
-                    "id": alert.get("id"),
-                    "sensor": alert.get("sensor"),
-                    "kind": alert.get("kind"),
-                    "started_at": alert.get("started_at"),
-                    "opened_at": alert.get("opened_at"),
-                }
-            )
+    while time.time() < end:
+        try:
+            async with websockets.connect(
+                config["ws_url"], origin=config["origin"], additional_headers=headers, max_size=None
+            ) as socket:
+                await _listen(socket, end, events, stats)
+        except (OSError, websockets.exceptions.WebSocketException) as exc:
+            stats["reconnects"] += 1
+            stats["errors"].append(f"{time.time():.1f} {exc!r}")
+            await asyncio.sleep(0.5)
     return {"events": events, "stats": stats}
+
+
+async def _listen(socket, end: float, events: list, stats: dict) -> None:
+    while time.time() < end:
+        try:
+            raw = await asyncio.wait_for(socket.recv(), timeout=max(0.1, end - time.time()))
+        except TimeoutError:
+            return
+        received = time.time()
+        message = json.loads(raw)
+        if message.get("type") == "snapshot":
+            stats["snapshot_alerts"] += len(message["alerts"])
+            continue
+        alert = message.get("alert", {})
+        events.append(
+            {
+                "received": received,
+                "event": message.get("event"),
+                "id": alert.get("id"),
+                "sensor": alert.get("sensor"),
+                "kind": alert.get("kind"),
+                "started_at": alert.get("started_at"),
+                "opened_at": alert.get("opened_at"),
+            }
+        )
 
 
 def main(argv: list[str]) -> None:

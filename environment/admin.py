@@ -100,7 +100,8 @@ class ReadingAnnotationAdmin(admin.ModelAdmin):
     list_select_related = ("reading__sensor", "author")
 
     def has_change_permission(self, request, obj=None):
-        return obj is None
+        # An annotation is never edited, but the list needs the role's own permission.
+        return obj is None and super().has_change_permission(request)
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -57,6 +57,11 @@ class ProfileSerializer(serializers.ModelSerializer):
             "alarm_delay_s",
             "clear_hysteresis_s",
             "door_open_max_s",
+            "offline_after_intervals",
+            "low_battery_pct",
+            "critical_battery_pct",
+            "plausible_min_c",
+            "plausible_max_c",
             "source",
         ]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from auditlog.registry import auditlog
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from hospital.models import Zone
@@ -39,6 +41,27 @@ class ThresholdProfile(models.Model):
     door_open_max_s = models.PositiveIntegerField(
         default=300, help_text="How long a door may stay open before an alert."
     )
+    offline_after_intervals = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1)],
+        help_text="Expected reporting intervals without a reading before 'sensor offline'.",
+    )
+    low_battery_pct = models.FloatField(
+        default=20.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
+        help_text="Battery at or below this raises a low-battery warning.",
+    )
+    critical_battery_pct = models.FloatField(
+        default=10.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
+        help_text="Battery at or below this makes the low-battery alert critical.",
+    )
+    plausible_min_c = models.FloatField(
+        default=-100.0, help_text="Colder than this is a probe fault, not a temperature."
+    )
+    plausible_max_c = models.FloatField(
+        default=70.0, help_text="Warmer than this is a probe fault (e.g. 85 °C error codes)."
+    )
     source = models.CharField(max_length=300, blank=True)
 
     class Meta:
@@ -46,6 +69,15 @@ class ThresholdProfile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        problems = {}
+        if self.critical_battery_pct > self.low_battery_pct:
+            problems["critical_battery_pct"] = "must not be above the low-battery level"
+        if self.plausible_min_c >= self.plausible_max_c:
+            problems["plausible_max_c"] = "must be above the plausible minimum"
+        if problems:
+            raise ValidationError(problems)
 
 
 class Sensor(models.Model):

@@ -44,7 +44,12 @@ def limits_for(sensor: Sensor) -> rules.Limits:
         alarm_delay_s=float(p.alarm_delay_s),
         clear_hysteresis_s=float(p.clear_hysteresis_s),
         door_open_max_s=float(p.door_open_max_s),
+        low_battery_pct=p.low_battery_pct,
+        critical_battery_pct=p.critical_battery_pct,
+        plausible_min_c=p.plausible_min_c,
+        plausible_max_c=p.plausible_max_c,
         expected_interval_s=float(sensor.expected_interval_s),
+        offline_after_intervals=float(p.offline_after_intervals),
     )
 
 
@@ -106,7 +111,12 @@ def evaluate_sensor(sensor_id: int, *, now: datetime | None = None) -> int:
             return 0
         limits = limits_for(sensor)
         kinds = Q(source=SOURCE, sensor=sensor, kind__in=rules.EVENT_TIME_KINDS)
-        unresolved = list(Alert.objects.filter(kinds).exclude(state=AlertState.RESOLVED))
+        # The open offline alert, if any, comes with the same query: most uploads have none and
+        # then need no second transaction to clear it.
+        offline = Q(source=SOURCE, subject=subject(sensor), kind=rules.SENSOR_OFFLINE)
+        open_alerts = list(Alert.objects.filter(kinds | offline).exclude(state=AlertState.RESOLVED))
+        unresolved = [a for a in open_alerts if a.kind != rules.SENSOR_OFFLINE]
+        was_offline = len(unresolved) < len(open_alerts)
 
         def history(start: float) -> list[rules.Reading]:
             rows = EnvironmentReading.objects.filter(sensor_id=sensor_id, ts__gte=_dt(start))
@@ -121,6 +131,8 @@ def evaluate_sensor(sensor_id: int, *, now: datetime | None = None) -> int:
         )
         _apply(sensor, update, unresolved, kinds, now)
         _record_latest(state, new_rows, update, now)
+    if not was_offline:
+        return len(new_rows)
     alert_services.clear_condition(
         source=SOURCE,
         kind=rules.SENSOR_OFFLINE,

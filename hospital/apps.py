@@ -13,6 +13,8 @@ DEFAULT_DATA = [
     ("environment.migrations.0002_threshold_presets", "create_presets"),
     ("alerts.migrations.0002_default_policy", "create"),
     ("workflows.migrations.0002_default_rules", "create_rules"),
+    # Last: the role groups' admin permissions cover the models of every app above.
+    ("hospital.roles", "grant_role_permissions"),
 ]
 
 
@@ -30,4 +32,6 @@ class HospitalConfig(AppConfig):
     def ready(self) -> None:
         import_module("hospital.spatial")  # connects the index-invalidation signals
         import_module("hospital.schema")  # registers the OpenAPI auth extensions
+        import_module("hospital.audit").register_models()  # the audit trail (docs/security.md)
+        import_module("hospital.devices").connect_revocation_signals()
         post_migrate.connect(restore_default_data, sender=self, dispatch_uid="wardwise-defaults")

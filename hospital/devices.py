@@ -3,19 +3,27 @@
 A token is `ww_<lookup>_<secret>`: the lookup part finds the row, the secret is checked against a
 SHA-256 hash in constant time. The secret carries 256 random bits, so a fast hash is enough (no
 password-stretching needed: there is nothing to brute-force). Issuing a token revokes the owner's
-previous ones, so `manage.py scanner_token SERIAL` is also the rotation.
+previous ones, so `manage.py scanner_token SERIAL` is also the rotation. A token of a scanner or
+sensor that is no longer active is refused like a revoked one.
+
+Revocation reaches every process at once: each process trusts a verified token for up to
+VERIFIED_CACHE_S, but only while a revocation epoch in the shared cache (Redis in production)
+is unchanged, and every issue, revocation, deactivation or deletion bumps that epoch. Should the
+shared cache be unreachable, the local trust still ends after VERIFIED_CACHE_S.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
@@ -25,19 +33,38 @@ from hospital.models import DeviceToken
 CREDENTIAL_MARK = "ww"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 #: A verified token is trusted this long in the process that verified it, so a gateway's
-#: batch every second does not cost a database query each. Revocation therefore takes effect
-#: within this many seconds in other processes (at once in the process that revokes).
+#: batch every second does not cost a database query each, and never past a revocation
+#: (REVOCATION_EPOCH_KEY). Without the shared cache, revocation takes effect within this many
+#: seconds in other processes.
 VERIFIED_CACHE_S = 5.0
 VERIFIED_CACHE_MAX = 10_000
+REVOCATION_EPOCH_KEY = "devices:revocation-epoch"
 
-_verified: dict[str, tuple[float, object]] = {}
+_verified: dict[str, tuple[float, object, object]] = {}
 _verified_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def forget_verified_tokens() -> None:
-    """Drop this process's cache of verified tokens (after issuing or revoking one)."""
+    """Drop every process's trust in verified tokens (after issuing or revoking one)."""
     with _verified_lock:
         _verified.clear()
+    try:
+        cache.set(REVOCATION_EPOCH_KEY, secrets.token_hex(8), timeout=None)
+    except Exception:
+        log.warning(
+            "could not bump the device revocation epoch; other processes stop "
+            "trusting revoked tokens within %s s",
+            VERIFIED_CACHE_S,
+            exc_info=True,
+        )
+
+
+def _revocation_epoch():
+    try:
+        return cache.get(REVOCATION_EPOCH_KEY)
+    except Exception:
+        return None
 
 
 def _hash(secret: str) -> str:
@@ -50,7 +77,7 @@ def issue_token(*, scanner=None, sensor=None) -> str:
     if (scanner is None) == (sensor is None):
         raise ValueError("a token belongs to exactly one scanner or one sensor")
     owner = {"scanner": scanner} if scanner is not None else {"sensor": sensor}
-    DeviceToken.objects.filter(**owner, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    _revoke(DeviceToken.objects.filter(**owner, revoked_at__isnull=True))
     lookup = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     DeviceToken.objects.create(**owner, lookup=lookup, secret_hash=_hash(secret))
@@ -58,29 +85,54 @@ def issue_token(*, scanner=None, sensor=None) -> str:
     return f"{CREDENTIAL_MARK}_{lookup}_{secret}"
 
 
+def _revoke(tokens) -> int:
+    """Row by row (a handful per device), so each revocation lands in the audit trail."""
+    now = timezone.now()
+    count = 0
+    for token in tokens:
+        token.revoked_at = now
+        token.save(update_fields=["revoked_at"])
+        count += 1
+    return count
+
+
 def revoke_tokens(*, scanner=None, sensor=None) -> int:
     owner = {"scanner": scanner} if scanner is not None else {"sensor": sensor}
-    count = DeviceToken.objects.filter(**owner, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
+    count = _revoke(DeviceToken.objects.filter(**owner, revoked_at__isnull=True))
     forget_verified_tokens()
     return count
 
 
 def verify_token_cached(presented: str) -> DeviceToken | None:
-    """`verify_token`, remembering a success for VERIFIED_CACHE_S (failures are not cached)."""
+    """`verify_token`, remembering a success for VERIFIED_CACHE_S while the revocation epoch is
+    unchanged (failures are not cached)."""
     key = _hash(presented)
     now = time.monotonic()
+    epoch = _revocation_epoch()
     entry = _verified.get(key)
-    if entry is not None and entry[0] > now:
+    if entry is not None and entry[0] > now and entry[2] == epoch:
         return entry[1]
     token = verify_token(presented)
     if token is not None:
         with _verified_lock:
             if len(_verified) >= VERIFIED_CACHE_MAX:
                 _verified.clear()
-            _verified[key] = (now + VERIFIED_CACHE_S, token)
+            _verified[key] = (now + VERIFIED_CACHE_S, token, epoch)
     return token
+
+
+def _owner_changed(sender, instance, **kwargs) -> None:
+    forget_verified_tokens()
+
+
+def connect_revocation_signals() -> None:
+    """A token saved or deleted (the admin's revoke), a scanner or sensor deactivated or
+    deleted: every process re-checks its tokens on their next use."""
+    from django.db.models.signals import post_delete, post_save
+
+    for model in ("hospital.DeviceToken", "tracking.Scanner", "environment.Sensor"):
+        for signal in (post_save, post_delete):
+            signal.connect(_owner_changed, sender=model, dispatch_uid=f"devices-{model}")
 
 
 def verify_token(presented: str) -> DeviceToken | None:
@@ -98,6 +150,9 @@ def verify_token(presented: str) -> DeviceToken | None:
         _hash(secret)  # same work whether or not the lookup exists
         return None
     if not hmac.compare_digest(token.secret_hash, _hash(secret)):
+        return None
+    owner = token.scanner or token.sensor
+    if owner is None or not owner.is_active:
         return None
     return token
 

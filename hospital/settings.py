@@ -6,6 +6,7 @@ in-process channel layer and tasks that run in-process.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -91,6 +92,7 @@ INSTALLED_APPS = [
     "web.apps.WebConfig",
     "import_export",
     "integrations",
+    "axes",
     "workflows.apps.WorkflowsConfig",
 ]
 
@@ -103,7 +105,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
-    "web.middleware.ContentSecurityPolicyMiddleware",
+    "web.middleware.SecurityHeadersMiddleware",
+    # Last, as django-axes requires: refuses locked-out sign-ins.
+    "axes.middleware.AxesMiddleware",
 ]
 
 if PRODUCTION:
@@ -182,7 +186,8 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# One task at a time per worker process: a prefetched shard task would wait behind a busy one.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -211,6 +216,7 @@ NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [
     ("vendor/leaflet", NODE_MODULES / "leaflet" / "dist"),
     ("vendor/chart.js", NODE_MODULES / "chart.js" / "dist"),
+    ("vendor/swagger-ui", NODE_MODULES / "swagger-ui-dist"),
 ]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
@@ -244,14 +250,25 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Equipment location and cold-chain monitoring for hospitals.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The API description is for the hospital's staff (a role), not any account or device.
+    "SERVE_PERMISSIONS": ["hospital.permissions.ClinicalStaff"],
+    # Swagger UI from the pinned npm package (package.json), not a CDN's "latest".
+    "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",
+    "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui/favicon-32x32.png",
 }
 
+# Security headers (docs/security.md). The Content-Security-Policy and Permissions-Policy come
+# from web.middleware.SecurityHeadersMiddleware.
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
+# The pages' script sends the CSRF token from this cookie (web/static/web/js/common.js), so it is
+# readable by script; SameSite keeps it off cross-site requests.
+CSRF_COOKIE_SAMESITE = "Strict"
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -260,6 +277,26 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+
+# Sign-in lockout (django-axes): after WARDWISE_LOGIN_FAILURE_LIMIT failed attempts for one user
+# name from one client address, that pair is refused (429) for WARDWISE_LOGIN_COOLOFF_MIN
+# minutes; a success resets the count. Per pair, so nobody can lock a colleague out from
+# another workstation. Behind the reverse proxy the client address is taken from the
+# X-Forwarded-For entry WARDWISE_PROXY_HOPS from the right (nginx appends the address it saw).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("WARDWISE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("WARDWISE_LOGIN_COOLOFF_MIN", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "web.middleware.client_ip"
+AXES_SENSITIVE_PARAMETERS = ["password", "old_password", "new_password1", "new_password2"]
+WARDWISE_PROXY_HOPS = env_int("WARDWISE_PROXY_HOPS", 1 if PRODUCTION else 0)
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("WARDWISE_LOGIN_FAILURE_LIMIT must be at least 1")
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {
@@ -341,6 +378,11 @@ MQTT = {
     "TLS_CERT_FILE": os.environ.get("MQTT_TLS_CERT_FILE", ""),
     "TLS_KEY_FILE": os.environ.get("MQTT_TLS_KEY_FILE", ""),
 }
+
+# CSV import and export in the admin need the model's own permissions (django-import-export
+# lets every admin user import and export otherwise): importing adds and changes rows.
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 
 # Outbound webhooks (integrations/webhooks.py, docs/webhooks.md): retry back-off base and cap.
 WARDWISE_WEBHOOKS = {

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from hospital import audit
 from hospital.roles import ALL_ROLES
 from integrations.models import IntegrationClient
 
@@ -98,6 +99,7 @@ class IntegrationKeyAuthentication(authentication.BaseAuthentication):
         client = verify_key(presented)
         if client is None:
             raise exceptions.AuthenticationFailed("invalid or revoked integration API key")
+        audit.attribute_to(client.user)
         now = timezone.now()
         if not client.last_used_at or now - client.last_used_at >= LAST_USED_RESOLUTION:
             IntegrationClient.objects.filter(pk=client.pk).update(last_used_at=now)

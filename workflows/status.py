@@ -9,6 +9,7 @@ from datetime import datetime
 from auditlog.context import auditlog_value
 from auditlog.models import LogEntry
 from django.db import transaction
+from django.db.models.signals import pre_save
 from django.utils import timezone
 
 from tracking import live
@@ -18,8 +19,13 @@ from workflows.models import StatusChange
 
 
 def current_actor():
-    """The signed-in person the auditlog middleware saw for this request, if any."""
+    """The signed-in person the auditlog middleware saw for this request, if any. The middleware
+    leaves its context behind after the request and only disconnects its receiver, so the
+    context counts only while that receiver is still connected (we are inside the request)."""
     context = auditlog_value.get(None) or {}
+    duid = context.get("signal_duid")
+    if duid is None or all(key[0] != duid for key, *_ in pre_save.receivers):
+        return None
     actor = context.get("actor")
     return actor if getattr(actor, "is_authenticated", False) and hasattr(actor, "pk") else None
 

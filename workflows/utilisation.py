@@ -12,7 +12,16 @@ from collections import defaultdict
 from datetime import datetime
 
 from django.db.models import DateTimeField as DateTimeValue
-from django.db.models import DurationField, ExpressionWrapper, F, Q, Sum, Value
+from django.db.models import (
+    DurationField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
@@ -49,13 +58,15 @@ def _intervals(start: datetime, end: datetime, assets) -> dict[int, list]:
     at `start` is the last change before it, else the first change's old status, else the
     asset's current status (never changed)."""
     ids = [a.pk for a in assets]
-    before = {}
-    for asset_id, status in (
-        StatusChange.objects.filter(asset_id__in=ids, at__lte=start)
-        .order_by("asset_id", "at", "pk")
-        .values_list("asset_id", "new_status")
-    ):
-        before[asset_id] = status
+    last_before = StatusChange.objects.filter(asset_id=OuterRef("pk"), at__lte=start).order_by(
+        "-at", "-pk"
+    )
+    before = dict(
+        Asset.objects.filter(pk__in=ids)
+        .annotate(status_then=Subquery(last_before.values("new_status")[:1]))
+        .exclude(status_then=None)
+        .values_list("pk", "status_then")
+    )
     during: dict[int, list] = defaultdict(list)
     first_old = {}
     for asset_id, at, old, new in (

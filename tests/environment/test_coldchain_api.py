@@ -134,9 +134,14 @@ def test_admin_alert_actions_acknowledge_and_resolve(fridge, post, admin_client)
     admin_client.post(url, {"action": "acknowledge_selected", "_selected_action": [alert.pk]})
     alert.refresh_from_db()
     assert alert.state == "acknowledged"
-    admin_client.post(url, {"action": "resolve_selected", "_selected_action": [alert.pk]})
+    resolve = {"action": "resolve_selected", "_selected_action": [alert.pk]}
+    assert b"Corrective action" in admin_client.post(url, resolve).content
+    alert.refresh_from_db()
+    assert alert.state == "acknowledged", "resolving waits for the corrective-action note"
+    admin_client.post(url, {**resolve, "confirm": "yes", "note": "stock moved, seal replaced"})
     alert.refresh_from_db()
     assert alert.state == "resolved"
+    assert alert.resolution_note == "stock moved, seal replaced"
     assert (
         admin_client.get(reverse("admin:alerts_alert_change", args=[alert.pk])).status_code == 200
     )

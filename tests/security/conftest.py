@@ -3,7 +3,7 @@ not, and the two kinds of device credential."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -25,13 +25,16 @@ class Principal:
     token: str = ""
     user: User | None = None
     kind: str = "person"
+    _client: Client | None = field(default=None, repr=False, compare=False)
 
     def client(self) -> Client:
-        """A fresh client per request, so a sign-out or a session change never leaks over."""
-        client = Client(HTTP_AUTHORIZATION=f"Token {self.token}") if self.token else Client()
-        if self.user is not None:
-            client.force_login(self.user)
-        return client
+        """One signed-in client per principal and test (sign-outs are never knocked on)."""
+        if self._client is None:
+            client = Client(HTTP_AUTHORIZATION=f"Token {self.token}") if self.token else Client()
+            if self.user is not None:
+                client.force_login(self.user)
+            self._client = client
+        return self._client
 
 
 def make_person(name: str, *roles: str, staff=False, superuser=False) -> Principal:

@@ -10,12 +10,15 @@ table never drifts from the code. Public URLs are listed with the reason they ar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.test import Client
 
 from hospital.roles import ADMIN, BIOMED, FACILITIES, NURSE
 from tests.security.conftest import Principal
@@ -77,7 +80,9 @@ PUBLIC = {
 }
 #: Gateways and sensors post here with their device token; no person may, not even an admin.
 DEVICE_ONLY = {
-    "/api/v1/readings/rssi/": Rule("scanner gateways' RSSI batches", devices=frozenset({"scanner"})),
+    "/api/v1/readings/rssi/": Rule(
+        "scanner gateways' RSSI batches", devices=frozenset({"scanner"})
+    ),
     "/api/v1/scanners/heartbeat/": Rule("scanner agent health", devices=frozenset({"scanner"})),
     "/api/v1/readings/environment/": Rule(
         "sensors, or gateways relaying their assigned sensors",
@@ -154,10 +159,23 @@ PEOPLE = {
     "/api/v1/workflows/maintenance/recalls/1/units/": roles(EQUIPMENT),
 }
 #: Every other admin URL: is_staff and a managing role (web/admin_site.py), then Django's model
-#: permissions, which the role groups carry (hospital/roles.py, ROLE_MODEL_PERMISSIONS).
+#: permissions, which the role groups carry (hospital/roles.py, ROLE_MODEL_PERMISSIONS). The
+#: roles that may open a model's pages at all, first matching "app_label.model" pattern wins.
 ADMIN_SITE = Rule(
     "staff with biomed, facilities or admin", roles=INFRASTRUCTURE, staff=True, prefix=True
 )
+ADMIN_MODELS = [
+    ("auth.*", frozenset({ADMIN})),
+    ("auditlog.*", frozenset({ADMIN})),
+    ("integrations.*", frozenset({ADMIN})),
+    ("hospital.*", INFRASTRUCTURE),
+    ("tracking.scanner", INFRASTRUCTURE),
+    ("tracking.*", EQUIPMENT),
+    ("workflows.*", EQUIPMENT),
+    ("environment.sensor", COLD_CHAIN),
+    ("environment.*", CONSOLE),
+    ("alerts.*", CONSOLE),
+]
 POLICY = {**PUBLIC, **DEVICE_ONLY, **PEOPLE}
 WEBSOCKETS = {
     "ws/floors/<int:floor_id>/": CLINICAL,
@@ -167,21 +185,50 @@ ALL_ENDPOINTS = endpoints()
 LOGIN_PAGES = (settings.LOGIN_URL, "/admin/login/")
 
 
+def admin_model_roles(app_label: str, model: str) -> frozenset:
+    for pattern, allowed in ADMIN_MODELS:
+        if fnmatchcase(f"{app_label}.{model}", pattern):
+            return allowed
+    raise AssertionError(f"admin model {app_label}.{model} is not in ADMIN_MODELS")
+
+
 def rule_for(endpoint: Endpoint) -> Rule | None:
     if endpoint.path in POLICY:
         return POLICY[endpoint.path]
-    if endpoint.path.startswith("/admin/"):
-        return ADMIN_SITE
-    return None
+    if not endpoint.path.startswith("/admin/"):
+        return None
+    parts = endpoint.path.strip("/").split("/")
+    if endpoint.name == "admin:app_list":
+        app_roles = frozenset().union(
+            *(r for p, r in ADMIN_MODELS if fnmatchcase(parts[1], p.split(".")[0]))
+        )
+        return Rule(f"admin app {parts[1]}", roles=app_roles, staff=True, prefix=True)
+    registered = {(m._meta.app_label, m._meta.model_name) for m in admin.site._registry}
+    if len(parts) >= 3 and (parts[1], parts[2]) in registered:
+        allowed = admin_model_roles(parts[1], parts[2])
+        return Rule(f"admin {parts[1]}.{parts[2]}", roles=allowed, staff=True, prefix=True)
+    return ADMIN_SITE
 
 
 def refused(response, endpoint: Endpoint, method: str) -> bool:
     """401/403, a redirect to a sign-in page, or (function views, which cannot say which
-    methods they serve) 405."""
+    methods they serve) 405. The admin's app index answers 404 to staff with no model of the
+    app, as Django does (it shows nothing of it)."""
     if response.status_code in (401, 403):
         return True
+    if response.status_code == 404 and endpoint.name == "admin:app_list":
+        return True
     if response.status_code == 302:
-        return response["Location"].startswith(LOGIN_PAGES)
+        location = response["Location"]
+        if location.startswith(LOGIN_PAGES):
+            return True
+        # The admin's object URLs on a missing object: `<id>/` forwards to `<id>/change/`
+        # (enumerated and checked itself) and `history/` to the index, before looking at
+        # permissions, with nothing of the object shown; test_admin_object_pages_* cover
+        # existing objects.
+        return endpoint.path.startswith("/admin/") and (
+            location == f"{endpoint.path}change/" or location == "/admin/"
+        )
     return response.status_code == 405 and endpoint.function_view
 
 
@@ -223,16 +270,27 @@ def test_everyone_not_admitted_is_refused_for_every_method(endpoint, principals)
     assert not holes, f"{endpoint} answers people it should refuse: {holes}"
 
 
-@pytest.mark.parametrize(
-    "endpoint", [e for e in ALL_ENDPOINTS if not (rule_for(e) or ADMIN_SITE).public], ids=str
-)
+def _door_checked(endpoint: Endpoint) -> bool:
+    """Pages whose answer does not depend on an object or a query: every non-admin URL, and
+    the admin's index, app indexes and model lists (object pages are covered above)."""
+    rule = rule_for(endpoint) or ADMIN_SITE
+    if rule.public:
+        return False
+    if not endpoint.path.startswith("/admin/"):
+        return True
+    return endpoint.name in {"admin:index", "admin:app_list"} or endpoint.name.endswith(
+        "_changelist"
+    )
+
+
+@pytest.mark.parametrize("endpoint", [e for e in ALL_ENDPOINTS if _door_checked(e)], ids=str)
 def test_someone_admitted_gets_past_the_door(endpoint, principals):
     """The table is not stricter than the code: the first admitted principal (not a
     superuser) is not refused on the first method (a 404 or 400 is fine: it got in)."""
     rule = rule_for(endpoint)
-    admitted = [
-        who for who in principals.values() if rule.admits(who) and not who.superuser
-    ] or [principals["superuser"]]
+    admitted = [who for who in principals.values() if rule.admits(who) and not who.superuser] or [
+        principals["superuser"]
+    ]
     method = "GET" if "GET" in endpoint.methods else endpoint.methods[0]
     response = knock(admitted[0], endpoint, method)
     assert not refused(response, endpoint, method) or response.status_code == 405, (
@@ -267,27 +325,25 @@ def test_metrics_need_the_bearer_token(client, settings, principals):
 # --- websockets -----------------------------------------------------------------------------
 
 
-def _session_cookie(user: User | None) -> bytes:
-    if user is None:
-        return b""
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
-
-
-async def _knock_ws(path: str, who: Principal) -> tuple[bool, object]:
-    """Connect through the real ASGI stack (origin check, session auth). Returns whether the
-    socket stayed open with data flowing, and what it got."""
-    from hospital.asgi import application
-
+def _ws_headers(who: Principal) -> list[tuple[bytes, bytes]]:
+    """What a browser (or a gateway trying its token) would send: origin, host, the session
+    cookie of a signed-in person, or the device token."""
     headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    cookie = _session_cookie(who.user)
-    if cookie:
-        headers.append((b"cookie", cookie))
+    if who.user is not None:
+        client = Client()
+        client.force_login(who.user)
+        session = client.cookies[settings.SESSION_COOKIE_NAME].value
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode()))
     if who.token:
         headers.append((b"authorization", f"Token {who.token}".encode()))
+    return headers
+
+
+async def _knock_ws(path: str, headers) -> tuple[bool, object]:
+    """Connect through the real ASGI stack (origin check, session auth). Returns whether the
+    socket stayed open with data flowing, and the first message or the close code."""
+    from hospital.asgi import application
+
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect(timeout=5)
     if not connected:
@@ -314,16 +370,35 @@ def test_websockets_refuse_everyone_not_admitted(route, principals):
     from hospital.routing import websocket_urlpatterns
 
     floor = Floor.objects.first()
-    paths = dict((r, p) for p, r in websocket_routes(websocket_urlpatterns))
+    paths = {r: p for p, r in websocket_routes(websocket_urlpatterns)}
     path = paths[route].replace("/1/", f"/{floor.pk}/")
     allowed = WEBSOCKETS[route]
     for who in principals.values():
         admitted = who.superuser or bool(set(who.roles) & allowed)
         if who.kind != "person":
             admitted = False
-        stayed_open, got = async_to_sync(_knock_ws)(path, who)
+        stayed_open, got = async_to_sync(_knock_ws)(path, _ws_headers(who))
         assert stayed_open == admitted, f"{who.name} on {path}: {got}"
 
 
 def test_role_groups_are_the_documented_ones(db):
     assert set(Group.objects.values_list("name", flat=True)) >= {NURSE, BIOMED, FACILITIES, ADMIN}
+
+
+def test_admin_object_pages_refuse_roles_without_the_model(principals):
+    """History and change pages of objects that exist: a role without the model's permission
+    gets 403, one with it gets the page."""
+    from environment.models import ThresholdProfile
+    from tests.factories import TagFactory
+
+    tag = TagFactory()
+    profile = ThresholdProfile.objects.first()
+    cases = [
+        (f"/admin/tracking/tag/{tag.pk}/", "biomed-staff", "facilities-staff"),
+        (f"/admin/environment/thresholdprofile/{profile.pk}/", "facilities-staff", "biomed-staff"),
+        (f"/admin/auth/user/{principals['nurse'].user.pk}/", "admin-staff", "biomed-staff"),
+    ]
+    for base, allowed, wrong in cases:
+        for page in ("change/", "history/"):
+            assert principals[wrong].client().get(base + page).status_code == 403, base + page
+            assert principals[allowed].client().get(base + page).status_code == 200, base + page

@@ -100,11 +100,16 @@ def _walk(patterns, regexes, routes, names):
         route = str(entry.pattern)
         if isinstance(entry, URLResolver):
             namespace = [entry.namespace] if entry.namespace else []
-            yield from _walk(entry.url_patterns, [*regexes, regex], [*routes, route], names + namespace)
+            yield from _walk(
+                entry.url_patterns, [*regexes, regex], [*routes, route], names + namespace
+            )
         elif isinstance(entry, URLPattern):
-            yield entry, [*regexes, regex], "".join([*routes, route]), ":".join(
-                [*names, entry.name]
-            ) if entry.name else ""
+            yield (
+                entry,
+                [*regexes, regex],
+                "".join([*routes, route]),
+                ":".join([*names, entry.name]) if entry.name else "",
+            )
 
 
 def endpoints() -> list[Endpoint]:
@@ -133,4 +138,3 @@ def websocket_routes(patterns) -> list[tuple[str, str]]:
         regex = entry.pattern.regex.pattern
         result.append((sample_path([regex], minimal=False), str(entry.pattern)))
     return result
-

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from alerts.models import Alert, AlertState
-from tests.factories import ZoneFactory
 from workflows import alerting, par
 from workflows.models import ParLevel, ZoneGroup
 
@@ -68,12 +67,6 @@ def test_zone_groups_count_only_their_zones(ward, radio):
     assert par.board()[0]["available"] == 0
     radio.place(pump, "clean-utility")
     assert par.board()[0]["available"] == 1
-    ZoneFactory(
-        floor=ward["floor"],
-        name="Elsewhere",
-        kind="storage",
-        polygon=[[0, 5.5], [1, 5.5], [1, 6], [0, 6]],
-    )
 
 
 def test_par_board_for_nurses_and_par_levels_for_biomed(client, ward, icu_par, nurse, biomed):

@@ -19,7 +19,7 @@ DEFAULT_HISTORY_WINDOW = timedelta(days=1)
 
 def assets() -> QuerySet[Asset]:
     return Asset.objects.select_related(
-        "asset_type", "department", "tag", "location__floor", "location__zone"
+        "asset_type", "department", "tag", "location__floor", "location__zone", "maintenance"
     ).order_by("name")
 
 

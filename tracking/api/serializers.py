@@ -54,6 +54,13 @@ class AssetSerializer(serializers.ModelSerializer):
     battery_pct = serializers.FloatField(source="tag.battery_pct", allow_null=True, default=None)
     presence = serializers.SerializerMethodField()
     location = LocationSerializer(allow_null=True, help_text="Null until first located.")
+    maintenance_due = serializers.DateField(
+        source="maintenance.due_on",
+        allow_null=True,
+        default=None,
+        read_only=True,
+        help_text="Next preventive maintenance (workflows); null without a schedule.",
+    )
 
     class Meta:
         model = Asset
@@ -72,6 +79,7 @@ class AssetSerializer(serializers.ModelSerializer):
             "battery_pct",
             "presence",
             "location",
+            "maintenance_due",
         ]
 
     @extend_schema_field(serializers.ChoiceField(choices=Presence.choices))

@@ -67,6 +67,29 @@ class _Floor:
             for n in self.neighbours
         ]
 
+    def direct_affinity(self, scanner_zones: list[int], config: EngineConfig) -> None:
+        """Relative P(a scanner is the loudest | tag in zone), per (local scanner, zone): the
+        direct evidence of room presence. A scanner mounted in the zone (no wall between) is the
+        likely loudest; one in a touching zone less so, unless the zone has no scanner of its
+        own."""
+        has_scanner = set(scanner_zones)
+        self.direct_table = []
+        for home in scanner_zones:
+            row = []
+            for zone in range(len(self.zone_names)):
+                if home == zone:
+                    value = 1.0
+                elif home >= 0 and home in self.neighbours[zone]:
+                    value = (
+                        config.zone_direct_neighbour
+                        if zone in has_scanner
+                        else config.zone_direct_neighbour_empty
+                    )
+                else:
+                    value = config.zone_direct_far
+                row.append(value)
+            self.direct_table.append(row)
+
     def _zone_grid(self, resolution: float) -> list[int]:
         """Zone index (or -1) at every wall-grid cell centre: an O(1) lookup that proposes
         candidate zones (a shapely query per update would cost more than the fits)."""
@@ -166,6 +189,10 @@ class LocalizationEngine:
             for i, s in enumerate(self.scanners)
         ]
         self.scanner_zone = [-1 if z is None else z for z in self.scanner_zone]
+        for floor in self.floors:
+            floor.direct_affinity(
+                [self.scanner_zone[i] for i in floor.scanner_indexes], self.config
+            )
         self.scanner_dz = [max(s.z - self.config.tag_height_m, 0.1) for s in self.scanners]
         self.calibration_sum = [0.0] * len(self.scanners)
         self.calibration_count = [0.0] * len(self.scanners)
@@ -313,32 +340,43 @@ class LocalizationEngine:
             fresh.append((scanner_index, mean, weight * math.exp(-max(age, 0.0) / tau)))
         return fresh
 
-    def _choose_floor(self, state: _TagState, evidence) -> int:
-        """Floor whose best scanners hear the tag loudest (after calibration), with hysteresis:
-        another floor must beat the current one by `floor_hysteresis_db` twice in a row."""
+    def _choose_floor(self, state: _TagState, evidence, ts: float) -> int:
+        """Floor whose best recently heard scanners hear the tag loudest (after calibration),
+        with hysteresis: another floor must beat the current one by `floor_hysteresis_db` twice
+        in a row, or by twice that once (overwhelming evidence, e.g. right after a lift ride).
+        Only scanners heard in the last `floor_recent_s` vote while any are: smoothed values of
+        the floor the tag just left linger for seconds and would hold it there."""
         floors = {self.scanner_floor[e[0]] for e in evidence}
         if len(floors) == 1 and state.floor in floors:
             state.floor_challenges = 0
             return state.floor
+        recent_after = ts - self.config.floor_recent_s
+        voters = [e for e in evidence if state.rssi[e[0]][2] >= recent_after] or evidence
         excess: dict[int, list[float]] = {}
-        for scanner_index, mean, _weight in evidence:
+        for scanner_index, mean, _weight in voters:
             scanner = self.scanners[scanner_index]
             value = mean - scanner.rssi_at_1m - self.scanner_offset(scanner_index)
             excess.setdefault(self.scanner_floor[scanner_index], []).append(value)
-        scores = {floor: sum(sorted(v)[-2:]) / len(sorted(v)[-2:]) for floor, v in excess.items()}
+        scores = {}
+        for floor, values in excess.items():
+            values.sort()
+            top = values[-2:]
+            scores[floor] = sum(top) / len(top)
         best = max(sorted(scores), key=lambda f: scores[f])
         current = state.floor
         if current not in scores:
             state.floor_challenges = 0
             return best
-        if best == current or scores[best] < scores[current] + self.config.floor_hysteresis_db:
+        margin = scores[best] - scores[current]
+        hysteresis = self.config.floor_hysteresis_db
+        if best == current or margin < hysteresis:
             state.floor_challenges = 0
             return current
         if state.floor_challenger == best:
             state.floor_challenges += 1
         else:
             state.floor_challenger, state.floor_challenges = best, 1
-        if state.floor_challenges >= FLOOR_SWITCH_CONFIRMATIONS:
+        if state.floor_challenges >= FLOOR_SWITCH_CONFIRMATIONS or margin >= 2.0 * hysteresis:
             state.floor_challenges = 0
             return best
         return current
@@ -400,7 +438,7 @@ class LocalizationEngine:
         evidence = self._fresh_evidence(state, ts)
         if not evidence:
             return None
-        floor_index = self._choose_floor(state, evidence)
+        floor_index = self._choose_floor(state, evidence, ts)
         if floor_index != state.floor:
             state.floor = floor_index
             state.kf_x = state.kf_p = None
@@ -497,6 +535,16 @@ class LocalizationEngine:
             sigma = config.position_prior_sigma_m
             prior = (centroid[0], centroid[1], sigma, sigma)
             return -1, 1.0, self._fit(floor, measurements, start, floor.bounds, prior), 0.0
+        direct = None
+        if config.zone_direct_weight > 0:
+            excess = [m.rssi - m.p0 for m in measurements]
+            loudest = max(excess)
+            temperature = config.zone_direct_temperature_db
+            direct = [
+                (math.exp((value - loudest) / temperature), floor.direct_table[m.source_index])
+                for value, m in zip(excess, measurements, strict=True)
+            ]
+            direct_total = sum(w for w, _row in direct)
         fits = {}
         log_posterior = {}
         rate = (
@@ -530,6 +578,9 @@ class LocalizationEngine:
                 - config.zone_likelihood_temper * fit.cost / 2.0
                 + config.zone_occam * occam
             )
+            if direct is not None:
+                affinity = sum(w * row[zone] for w, row in direct) / direct_total
+                log_posterior[zone] += config.zone_direct_weight * math.log(affinity)
         top = max(log_posterior.values())
         weights = {zone: math.exp(value - top) for zone, value in log_posterior.items()}
         total = sum(weights.values())

@@ -145,6 +145,7 @@ class EngineConfig:
     position_prior_sigma_m: float = 6.0
     max_scanners: int = 10
     floor_hysteresis_db: float = 6.0
+    floor_recent_s: float = 2.5
     zone_likelihood_temper: float = 1.0
     zone_switch_rate_per_s: float = 0.08
     zone_switch_rate_moving_per_s: float = 1.0
@@ -153,6 +154,11 @@ class EngineConfig:
     zone_switch_probability_moving: float = 0.7
     zone_switch_confirmations: int = 1
     zone_certain_probability: float = 0.97
+    zone_direct_weight: float = 1.0
+    zone_direct_temperature_db: float = 3.0
+    zone_direct_neighbour: float = 0.15
+    zone_direct_neighbour_empty: float = 0.5
+    zone_direct_far: float = 0.02
     few_scanners_min_sigma_m: float = 2.5
     self_calibration: bool = True
     calibration_max_distance_m: float = 9.0

@@ -167,3 +167,27 @@ def test_without_self_calibration_offsets_stay_nominal(two_floors):
     run(engine, readings_for(two_floors, TAG, 6, 4, "L1", 20))
     assert set(engine.calibration_offsets().values()) == {0.0}
     assert engine.export_calibration()["scanners"] == {}
+
+
+def test_floor_follows_a_lift_ride_within_a_few_seconds(two_floors):
+    """Overwhelming evidence (the old floor's scanners now 18 dB down) switches within a few
+    solves, without waiting for the old floor's lingering smoothed values to expire."""
+    engine = LocalizationEngine(two_floors)
+    readings = readings_for(two_floors, TAG, 10, 5, "L1", 30)
+    readings += readings_for(two_floors, TAG, 10, 5, "L2", 20, start=1030.0)
+    estimates = run(engine, readings)
+    on_l2 = [e.ts for e in estimates if e.floor == "L2"]
+    assert on_l2
+    assert min(on_l2) <= 1030.0 + 6.0
+    assert all(e.floor == "L2" for e in estimates if e.ts >= min(on_l2))
+
+
+def test_direct_evidence_favours_the_room_whose_scanner_hears_loudest(two_rooms):
+    """The scanner of a room heard loudest (no wall between) is evidence for that room."""
+    engine = LocalizationEngine(two_rooms)
+    floor = engine.floors[0]
+    a, b = floor.zone_index["A"], floor.zone_index["B"]
+    sa = 0  # local index of scanner "sa", mounted in A
+    assert floor.direct_table[sa][a] > floor.direct_table[sa][b]
+    estimates = run(engine, readings_for(two_rooms, TAG, 4.0, 2.5, "L1", 10))
+    assert estimates[-1].zone == "A"
