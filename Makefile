@@ -13,7 +13,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wardwise
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 DEMO_PORT ?= 8000
 
-.PHONY: install node demo test lint format services bench bench-accuracy bench-coldchain migrate apt screenshots clean
+.PHONY: install node demo test lint security format services bench bench-accuracy bench-coldchain migrate apt screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +51,17 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+## Security linters (docs/security.md): bandit on the project's code (config: pyproject.toml
+## [tool.bandit]), pip-audit on the pinned runtime requirements against PyPI's advisory data.
+## PIP_AUDIT_ARGS=--strict also fails when a dependency could not be looked up (PyPI's per-version
+## JSON API unreachable): use it where that API answers.
+PIP_AUDIT_ARGS ?=
+security: $(STAMP)
+	$(BIN)/bandit -c pyproject.toml -r . -q
+	$(BIN)/pip-audit -r requirements.txt --vulnerability-service pypi --progress-spinner off $(PIP_AUDIT_ARGS)
+
 ## Every check CI runs, against the real PostgreSQL and Redis on 127.0.0.1.
-test: $(STAMP) $(NODE_STAMP) apt services lint
+test: $(STAMP) $(NODE_STAMP) apt services lint security
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
 
 ## Screenshots of every page, desktop and phone, into docs/screenshots/ (demo data, SQLite).

@@ -386,7 +386,7 @@ def memory_in_fresh_process(tag_count: int) -> dict[str, float]:
         f"print(json.dumps(memory_for_tags({int(tag_count)})))"
     )
     root = Path(__file__).resolve().parent.parent
-    result = subprocess.run(
+    result = subprocess.run(  # nosec B603
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     return json.loads(result.stdout)

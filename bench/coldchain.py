@@ -401,8 +401,9 @@ def markdown(all_results: dict) -> str:
             f"## {label}",
             "",
             f"`{report['command']}` at {report['when']}; {host['cpus']} CPUs ({host['cpu_model']}),"
-            f" load average before the run {' '.join(host['load_average'])}; {config['server']} "
-            f"x{config['web_processes']}, {config['celery_workers']} Celery workers; "
+            f" load average at the end of the run {' '.join(host['load_average'])}; "
+            f"{config['server']} x{config['web_processes']}, "
+            f"{config['celery_workers']} Celery workers; "
             f"{config['duration_s']:.0f} s measured after {config['warmup_s']:.0f} s warm-up.",
             "",
             "| figure | value |",

@@ -218,7 +218,7 @@ class Stack:
 
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         log = open(self.workdir / f"{name}.log", "w")  # noqa: SIM115  (owned by the process)
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # nosec B603
             command,
             cwd=ROOT,
             env=self.env,

@@ -154,7 +154,7 @@ def _insert(rows: dict[tuple[int, datetime], EnvReading], record, now) -> set:
                 ]
             values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {values} "  # noqa: S608  (names are ours)
+                f"INSERT INTO {table} ({columns}) VALUES {values} "  # noqa: S608  (names are ours)  # nosec B608
                 "ON CONFLICT (sensor_id, ts) DO NOTHING RETURNING sensor_id, ts",
                 params,
             )

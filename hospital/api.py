@@ -1,7 +1,9 @@
 """API-wide error handling: a gateway must be able to tell 'retry later' from 'fix your request'.
 
 Database or Redis outages become `503 Service Unavailable` with `Retry-After` (never a 500), so a
-scanner keeps its spooled readings and tries again; everything else is DRF's usual handling.
+scanner keeps its spooled readings and tries again. A value the database refuses (DataError: a
+time-zone offset PostgreSQL cannot store, a number out of its range; found by fuzzing the
+filters) is the client's mistake: `400`. Everything else is DRF's usual handling.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 
 import redis
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -33,4 +35,7 @@ def exception_handler(exc, context):
         component = "redis" if isinstance(exc, redis.RedisError) else "database"
         log.warning("answering 503: %s unavailable (%s)", component, exc)
         return service_unavailable(component)
+    if isinstance(exc, DataError):
+        log.info("answering 400: the database refused a value (%s)", exc)
+        return Response({"detail": "a value in the request is out of range"}, status=400)
     return drf_exception_handler(exc, context)

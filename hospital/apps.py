@@ -34,4 +34,5 @@ class HospitalConfig(AppConfig):
         import_module("hospital.schema")  # registers the OpenAPI auth extensions
         import_module("hospital.audit").register_models()  # the audit trail (docs/security.md)
         import_module("hospital.devices").connect_revocation_signals()
+        import_module("hospital.db").register_utc_datetimes()  # before the first connection
         post_migrate.connect(restore_default_data, sender=self, dispatch_uid="wardwise-defaults")

@@ -3,8 +3,10 @@
 A token is `ww_<lookup>_<secret>`: the lookup part finds the row, the secret is checked against a
 SHA-256 hash in constant time. The secret carries 256 random bits, so a fast hash is enough (no
 password-stretching needed: there is nothing to brute-force). Issuing a token revokes the owner's
-previous ones, so `manage.py scanner_token SERIAL` is also the rotation. A token of a scanner or
-sensor that is no longer active is refused like a revoked one.
+previous ones, so `manage.py scanner_token SERIAL` is also the rotation. A decommissioned
+gateway's token (scanner not active) is refused like a revoked one; a decommissioned sensor's
+readings are refused one by one with the reason (environment.ingest), so the sensor stops
+retrying them.
 
 Revocation reaches every process at once: each process trusts a verified token for up to
 VERIFIED_CACHE_S, but only while a revocation epoch in the shared cache (Redis in production)
@@ -151,8 +153,7 @@ def verify_token(presented: str) -> DeviceToken | None:
         return None
     if not hmac.compare_digest(token.secret_hash, _hash(secret)):
         return None
-    owner = token.scanner or token.sensor
-    if owner is None or not owner.is_active:
+    if token.scanner is not None and not token.scanner.is_active:
         return None
     return token
 

@@ -60,7 +60,7 @@ DEBUG = env_bool("DEBUG", False)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DEBUG must be false when WARDWISE_PRODUCTION is true")
 
-_DEVELOPMENT_SECRET_KEY = "wardwise-development-only-key-never-use-in-production-0123456789"  # noqa: S105  (refused in production below)
+_DEVELOPMENT_SECRET_KEY = "wardwise-development-only-key-never-use-in-production-0123456789"  # noqa: S105  (refused in production)  # nosec B105
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if PRODUCTION:

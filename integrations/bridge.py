@@ -33,7 +33,7 @@ from tracking.models import Scanner
 
 log = logging.getLogger(__name__)
 
-AUTH_TOKEN = "token"  # noqa: S105  (a mode name, not a secret)
+AUTH_TOKEN = "token"  # noqa: S105  (a mode name)  # nosec B105
 AUTH_BROKER = "broker"
 CACHE_S = 30.0
 SESSION_EXPIRY_S = 3600

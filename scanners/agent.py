@@ -15,7 +15,7 @@ from scanners.config import AgentConfig
 from scanners.edge import AdvertisementProcessor, Aggregator, Batcher
 from scanners.readings import EnvironmentReading, RssiReading, iso_ms
 from scanners.rfid import RfidReader, TagRead
-from scanners.spool import Spool
+from scanners.spool import Spool, SpoolFull
 from scanners.uploader import HttpClient, Uploader
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,8 @@ class Agent:
             log.warning("no tag filters configured: nothing will be uploaded (privacy default)")
         self.started_monotonic = time.monotonic()
         self.spool = Spool(config.spool.path, config.spool.max_bytes)
+        #: Readings dropped because the spool's disk was full (kept in memory: the disk is full).
+        self.dropped_disk_full: dict[str, int] = {}
         self.processor = AdvertisementProcessor(
             self.tag_filter,
             config.sensors.serials,
@@ -107,7 +109,12 @@ class Agent:
         return [r.to_json() for r in readings]
 
     async def _store(self, kind: str, readings: list) -> None:
-        await asyncio.to_thread(self.spool.put, kind, self._serialize(kind, readings))
+        try:
+            await asyncio.to_thread(self.spool.put, kind, self._serialize(kind, readings))
+        except SpoolFull as exc:
+            # A full disk must not stop the agent: what is spooled keeps uploading.
+            self.dropped_disk_full[kind] = self.dropped_disk_full.get(kind, 0) + len(readings)
+            log.critical("dropped a %s batch of %d readings: %s", kind, len(readings), exc)
         self.uploader.wake.set()
 
     def collect_due(self, final: bool = False) -> list[tuple[str, list]]:
@@ -211,7 +218,10 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             for kind, readings in self.collect_due(final=True):
-                self.spool.put(kind, self._serialize(kind, readings))
+                try:
+                    self.spool.put(kind, self._serialize(kind, readings))
+                except SpoolFull as exc:
+                    log.critical("dropped a %s batch at shutdown: %s", kind, exc)
             self._stop_uploader.set()
             self.uploader.wake.set()
             await asyncio.to_thread(uploader_thread.join, self.config.server.timeout_s + 5)

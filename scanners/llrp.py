@@ -355,7 +355,8 @@ class LlrpReader:
         if message_id is None:
             self._next_id = (self._next_id + 1) & 0xFFFFFFFF
             message_id = self._next_id
-        assert self._writer is not None
+        if self._writer is None:
+            raise ConnectionError("LLRP reader is not connected")
         self._writer.write(encode_message(message_type, message_id, payload))
         await self._writer.drain()
         return message_id

@@ -41,6 +41,14 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 
+class SpoolFull(OSError):
+    """The disk under the spool is full and nothing more may be evicted for a new batch."""
+
+
+def _disk_full(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)
+
+
 @dataclass(frozen=True)
 class SpooledBatch:
     seq: int
@@ -95,7 +103,11 @@ class Spool:
         return conn
 
     def put(self, kind: str, readings: list[dict], batch_id: str | None = None) -> str:
-        """Store a batch durably; returns its id. May evict old batches to stay under max_bytes."""
+        """Store a batch durably; returns its id. May evict old batches to stay under max_bytes.
+
+        max_bytes must stay below the free space of the spool's disk. If the disk fills first
+        (a small SD card shared with logs), SQLite cannot even log a delete, so the batch is
+        refused with SpoolFull: the agent counts and drops it, and keeps uploading what it has."""
         if kind not in KINDS:
             raise ValueError(f"unknown batch kind {kind!r}")
         batch_id = batch_id or uuid.uuid4().hex
@@ -103,8 +115,8 @@ class Spool:
         size = len(body)
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 conn.execute(
                     "INSERT INTO batches (batch_id, kind, created, readings, size, body)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
@@ -113,11 +125,22 @@ class Spool:
                 total = self._bytes + size
                 total -= self._evict_locked(total)
                 conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._rollback_locked()
+                if _disk_full(exc):
+                    raise SpoolFull(f"spool disk is full ({exc})") from exc
+                raise
             except BaseException:
-                conn.execute("ROLLBACK")
+                self._rollback_locked()
                 raise
             self._bytes = total
         return batch_id
+
+    def _rollback_locked(self) -> None:
+        """SQLite rolls back by itself on some errors (SQLITE_FULL); a second ROLLBACK would
+        raise and hide the real error."""
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     def _evict_locked(self, total: int) -> int:
         freed = 0
@@ -169,7 +192,7 @@ class Spool:
                         self._bump_locked(counter, row[0])
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                self._rollback_locked()
                 raise
             if row is not None:
                 self._bytes -= row[1]

@@ -279,7 +279,7 @@ def _write_stays(stays_to_close: list[tuple], stays_to_open: list[ZoneStay]) -> 
                 [(a, m, z) for a, m, z in once], ("bigint", "timestamptz", "bigint")
             )
             cursor.execute(
-                f"UPDATE {stays} AS s SET left_at = v.moment "  # noqa: S608  (placeholders only)
+                f"UPDATE {stays} AS s SET left_at = v.moment "  # noqa: S608  (placeholders only)  # nosec B608
                 f"FROM (VALUES {values}) AS v(asset_id, moment, zone_id) "
                 "WHERE s.asset_id = v.asset_id AND s.left_at IS NULL "
                 "AND s.zone_id IS DISTINCT FROM v.zone_id",
@@ -292,7 +292,7 @@ def _write_stays(stays_to_close: list[tuple], stays_to_open: list[ZoneStay]) -> 
                 ("bigint", "bigint", "timestamptz"),
             )
             cursor.execute(
-                f"INSERT INTO {stays} (asset_id, zone_id, entered_at, left_at) "  # noqa: S608
+                f"INSERT INTO {stays} (asset_id, zone_id, entered_at, left_at) "  # noqa: S608  # nosec B608
                 "SELECT v.asset_id, v.zone_id, v.entered_at, NULL "
                 f"FROM (VALUES {values}) AS v(asset_id, zone_id, entered_at) "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {stays} AS s WHERE s.asset_id = v.asset_id "
@@ -333,7 +333,7 @@ def _touch_last_seen(heard_only: dict[int, float]) -> None:
     locations = connection.ops.quote_name(AssetLocation._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {locations} AS l SET last_seen_at = v.heard, presence = %s "  # noqa: S608
+            f"UPDATE {locations} AS l SET last_seen_at = v.heard, presence = %s "  # noqa: S608  # nosec B608
             f"FROM (VALUES {values}) AS v(asset_id, heard) "
             "WHERE l.asset_id = v.asset_id AND l.last_seen_at < v.heard",
             [Presence.PRESENT, *params],

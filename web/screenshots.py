@@ -100,7 +100,7 @@ def wait_for(url: str, timeout: float = 60.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310  (our own local server)
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310  (our own local server)  # nosec B310
                 return
         except OSError:
             time.sleep(0.5)
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         env = {**os.environ, "WARDWISE_VAR_DIR": str(var_dir), "DEBUG": "true"}
         log = (var_dir / "server.log").open("w")
-        server = subprocess.Popen(  # noqa: S603  (our own manage.py, fixed arguments)
+        server = subprocess.Popen(  # noqa: S603  (fixed arguments)  # nosec B603
             [sys.executable, "manage.py", "demo", "--port", str(port)],
             cwd=ROOT,
             env=env,

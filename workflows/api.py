@@ -130,12 +130,15 @@ class ScheduleViewSet(ManagedViewSet):
     filterset_fields = ["asset_type", "asset", "is_active"]
 
     def perform_create(self, serializer):
-        schedule = serializer.save()
+        serializer.save()
         maintenance.refresh_maintenance_due()
-        return schedule
 
     def perform_update(self, serializer):
         serializer.save()
+        maintenance.refresh_maintenance_due()
+
+    def perform_destroy(self, instance):
+        instance.delete()
         maintenance.refresh_maintenance_due()
 
 
@@ -165,12 +168,16 @@ class RecallUnitSerializer(serializers.Serializer):
 
 
 class RecallViewSet(ManagedViewSet):
-    """Creating a campaign marks every affected unit at once (and opens its work order)."""
+    """Creating (or widening) a campaign marks every affected unit at once and opens its work
+    order; units already marked stay marked."""
 
     queryset = RecallCampaign.objects.all()
     serializer_class = RecallSerializer
 
     def perform_create(self, serializer):
+        maintenance.launch_recall(serializer.save())
+
+    def perform_update(self, serializer):
         maintenance.launch_recall(serializer.save())
 
     @extend_schema(summary="Affected units and where each is now", responses=RecallUnitSerializer)

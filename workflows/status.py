@@ -53,7 +53,7 @@ def apply_rule(
 
     The row is updated with `.update()` (no save signals: a status is not site geometry, so the
     localization engine is not rebuilt), and the audit entry is written explicitly, naming the
-    rule in its `additional_data` and as its correlation note."""
+    rule in its `additional_data`."""
     now = timezone.now()
     at = min(at or now, now)
     with transaction.atomic():

@@ -19,7 +19,11 @@ from web.middleware import CSP, PERMISSIONS_POLICY, RELAXED_STYLE_CSP, client_ip
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery-2026"
-INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>\s*\S", re.IGNORECASE)
+#: An executable inline script: no src, and not a JSON data block (json_script), which the
+#: browser never runs.
+INLINE_SCRIPT = re.compile(
+    r"<script(?![^>]*\b(?:src=|type=\"application/json\"))[^>]*>\s*\S", re.IGNORECASE
+)
 INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.IGNORECASE)
 INLINE_STYLE = re.compile(r"<[^>]+\sstyle\s*=", re.IGNORECASE)
 

@@ -20,6 +20,7 @@ from tests.factories import (
 )
 from tracking import bus, pipeline
 from tracking.ingestion import RssiReading
+from workflows import config
 
 ZONES = [
     ("Room 1", "room"),
@@ -27,6 +28,14 @@ ZONES = [
     ("Clean", "clean-utility"),
     ("Exit", "exit"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_configuration():
+    """The per-process rule cache must not carry rules of a rolled-back test into the next."""
+    config.forget()
+    yield
+    config.forget()
 
 
 @pytest.fixture

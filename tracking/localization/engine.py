@@ -259,7 +259,9 @@ class LocalizationEngine:
         self._smooth(state, scanner_index, ts, reading.rssi)
         state.pending = True
         interval = (
-            self.config.solve_interval_s if state.moving else self.config.solve_interval_still_s
+            self.config.solve_interval_s
+            if state.moving or state.floor_challenges  # a contested floor is confirmed sooner
+            else self.config.solve_interval_still_s
         )
         if state.last_ts - state.last_solve_ts >= interval:
             estimate = self._solve(reading.tag, state, state.last_ts)
@@ -485,6 +487,10 @@ class LocalizationEngine:
         sigma = math.sqrt(max(var_x + var_y + spread, 1e-6) / 2.0)
         if len(measurements) < 3:  # one or two scanners cannot pin a position down
             sigma = max(sigma, config.few_scanners_min_sigma_m)
+        if self.noise_level > config.noise_level_reference:
+            # the site's radio is rougher than configured (learned misfit above what a right
+            # noise model gives): the shadowing that does not average out scales with it too
+            sigma *= math.sqrt(self.noise_level / config.noise_level_reference)
         accuracy = config.accuracy_scale * SIGMA_RADIUS_68 * sigma
         return Estimate(
             ts=ts,

@@ -144,8 +144,8 @@ class EngineConfig:
     tag_offset_sigma_db: float = 3.0
     position_prior_sigma_m: float = 6.0
     max_scanners: int = 10
-    floor_hysteresis_db: float = 6.0
-    floor_recent_s: float = 2.5
+    floor_hysteresis_db: float = 4.0
+    floor_recent_s: float = 1.5
     zone_likelihood_temper: float = 1.0
     zone_switch_rate_per_s: float = 0.08
     zone_switch_rate_moving_per_s: float = 1.0
@@ -167,6 +167,7 @@ class EngineConfig:
     gate_chi2: float = 13.8
     gate_resets_after: int = 3
     accuracy_scale: float = 1.0
+    noise_level_reference: float = 0.75
     mobility_process_noise: dict[str, float] = field(
         default_factory=lambda: {"stationary": 0.002, "parked": 0.01, "roaming": 0.25}
     )

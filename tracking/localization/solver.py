@@ -85,6 +85,7 @@ def solve_packed(
         prior_x = prior_y = inv_px = inv_py = 0.0
     losses = wall_losses if wall_losses is not None else [0.0] * len(rows)
     damping = 1e-3
+    log = math.log
     h11 = h12 = h22 = h13 = h23 = h33 = 0.0
     cost = 0.0
     iteration = 0
@@ -100,7 +101,7 @@ def solve_packed(
             dx = x - mx
             dy = y - my
             d2 = dx * dx + dy * dy + dz2
-            residual = base + loss - b + half_exponent * math.log10(d2)
+            residual = base + loss - b + half_exponent * log(d2)
             scaled = abs(residual) / sigma
             weight = inverse_variance
             if scaled > huber_k:
@@ -141,7 +142,7 @@ def solve_packed(
         new_y = min(max(y + sy, ymin), ymax)
         moved = math.hypot(new_x - x, new_y - y)
         x, y, b = new_x, new_y, b + sb
-        if moved < tolerance_m and abs(sb) < 0.05:
+        if moved < tolerance_m and abs(sb) < 0.2:
             break
     covariance = _position_covariance(h11, h12, h13, h22, h23, h33)
     return Solution(x, y, b, cost, covariance, iteration)
@@ -149,14 +150,14 @@ def solve_packed(
 
 def pack(measurements: Sequence[Measurement]) -> list[tuple]:
     """Plain tuples for the inner loop (attribute access would dominate it):
-    (x, y, dz^2, rssi - p0, 5 n, -10 n / ln 10, 1 / variance, sigma)."""
+    (x, y, dz^2, rssi - p0, 5 n / ln 10, -10 n / ln 10, 1 / variance, sigma)."""
     return [
         (
             m.x,
             m.y,
             m.dz * m.dz,
             m.rssi - m.p0,
-            5.0 * m.exponent,
+            5.0 * m.exponent / math.log(10.0),
             -TEN_OVER_LN10 * m.exponent,
             1.0 / m.variance,
             math.sqrt(m.variance),
