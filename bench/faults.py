@@ -236,19 +236,17 @@ def inject(fault: str, stack: load.Stack) -> dict:
     raise ValueError(fault)
 
 
-def stored_environment(keys: set) -> int:
-    from django.db import connections
+def stored_environment(keys: set, database: str) -> int:
+    """How many acknowledged readings are in PostgreSQL, on a fresh connection (this process's
+    pooled ones died with the PostgreSQL restart)."""
+    import psycopg
 
-    from environment.models import EnvironmentReading
-
-    connections.close_all()
-    serials = {serial for serial, _ in keys}
-    stored = {
-        (serial, round(ts.timestamp(), 3))
-        for serial, ts in EnvironmentReading.objects.filter(sensor__serial__in=serials).values_list(
-            "sensor__serial", "ts"
-        )
-    }
+    with psycopg.connect(f"{load.PG_SERVER}/{database}") as connection:
+        rows = connection.execute(
+            "SELECT s.serial, extract(epoch FROM r.ts) FROM environment_environmentreading r"
+            " JOIN environment_sensor s ON s.id = r.sensor_id"
+        ).fetchall()
+    stored = {(serial, round(float(epoch), 3)) for serial, epoch in rows}
     return sum(1 for key in keys if key in stored)
 
 
@@ -360,6 +358,7 @@ def run(args) -> dict:
                 "processed_during": counters.total("readings_processed_total")
                 - before["processed"],
             }
+            save(report)
         rssi.generate.clear()
         env.generate.clear()
         deadline = time.time() + 60
@@ -370,7 +369,7 @@ def run(args) -> dict:
             thread.stop.set()
         processed = counters.total("readings_processed_total")
         dropped = sum(counters.total(n) for n in list(counters.last) if n.startswith("dropped_"))
-        stored = stored_environment(env.acked_keys)
+        stored = stored_environment(env.acked_keys, args.bench_db)
         report["totals"] = {
             "rssi": {
                 "sent": rssi.sent,
@@ -414,13 +413,18 @@ def _ensure_services() -> None:
         )  # nosec B603 B607
 
 
+def save(report: dict) -> None:
+    """Written after every fault too, so a later failure keeps what was measured."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report["command"] = "python -m bench.faults " + " ".join(sys.argv[1:])
+    (RESULTS / "faults.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     report = run(args)
     report["machine"] = load.machine()
-    report["command"] = "python -m bench.faults " + " ".join(sys.argv[1:])
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "faults.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    save(report)
     print(json.dumps(report, indent=2, default=str))
 
 

@@ -9,6 +9,7 @@ in every filter.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 
@@ -22,10 +23,9 @@ def register_utc_datetimes() -> None:
     class UtcDatetimeDumper(DatetimeDumper):
         def dump(self, obj: datetime):
             if obj.tzinfo is not None:
-                try:
+                # Beyond year 9999 once in UTC: sent as it is, and PostgreSQL judges it.
+                with contextlib.suppress(OverflowError):
                     obj = obj.astimezone(UTC)
-                except OverflowError:  # beyond year 9999 in UTC: PostgreSQL judges it
-                    pass
             return super().dump(obj)
 
     psycopg.adapters.register_dumper(datetime, UtcDatetimeDumper)

@@ -59,7 +59,7 @@ def test_the_failing_demo_fridge_raises_one_alert_through_the_ingestion_api(live
     assert kinds[0] == AlertEvent.Kind.OPENED
     assert AlertEvent.Kind.ESCALATED_SEVERITY in kinds
     assert kinds[-1] == AlertEvent.Kind.RESOLVED
-    assert 100 <= (alert.started_at.timestamp() - start) <= 160
+    assert 60 <= (alert.started_at.timestamp() - start) <= 180, "above 8 °C 1-2.5 min in"
     seen += drain(loop, layer, console, wait_s=1.0)
     loop.close()
     assert seen[0] == ("opened", "fridge-ward-1")
