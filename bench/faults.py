@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -81,13 +82,20 @@ class Supervisor(threading.Thread):
         super().__init__(daemon=True)
         self.stack, self.commands = stack, commands
         self.restarts: dict[str, int] = {}
+        self.exits: list[dict] = []
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.wait(0.2):
             for name, process in list(self.stack.processes.items()):
                 if process.poll() is not None and name in self.commands:
-                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    count = self.restarts[name] = self.restarts.get(name, 0) + 1
+                    log = self.stack.workdir / f"{name}.log"
+                    kept = log.with_name(f"{name}.exit-{count}.log")
+                    log.rename(kept)
+                    self.exits.append(
+                        {"process": name, "returncode": process.returncode, "log": str(kept)}
+                    )
                     self.stack.spawn(name, self.commands[name])
 
 
@@ -185,14 +193,16 @@ class Counters(threading.Thread):
                     self.last[name] = value
 
 
-def wait_port_free_of_errors(sender: Sender, since: float, timeout: float = 60.0) -> float | None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        later = [t for t in sender.ack_times if t > since]
-        if later:
-            return later[0] - since
-        time.sleep(0.1)
-    return None
+def ingestion_outage(sender: Sender, since: float, settle_s: float = 10.0) -> dict:
+    """The longest pause between two acknowledgements around the fault, and when acks flowed
+    again after it (seconds after the fault began). Requests are answered every 0.5 s or so
+    when all is well."""
+    time.sleep(settle_s)
+    times = [t for t in sender.ack_times if since - 1.0 <= t <= since + settle_s]
+    if len(times) < 2:
+        return {"longest_gap_s": None, "back_after_s": None}
+    gap, end = max((b - a, b) for a, b in itertools.pairwise(times))
+    return {"longest_gap_s": round(gap, 2), "back_after_s": round(end - since, 2)}
 
 
 def processing_resumed(counters: Counters, since: float, timeout: float = 60.0) -> float | None:
@@ -205,17 +215,43 @@ def processing_resumed(counters: Counters, since: float, timeout: float = 60.0) 
     return None
 
 
-def caught_up_after(counters: Counters, rssi: Sender, since: float, limit_s=LEASE_WAIT_S):
-    """Seconds from `since` until every acknowledged RSSI reading is processed (or dropped by
-    the rules), or None within `limit_s`: a shard whose worker was killed waits for its lease
-    (tracking.bus.ShardLock, 60 s) to expire before another worker takes it over."""
+def stream_heads() -> dict[int, tuple[int, int]]:
+    """The newest entry id of every shard's RSSI stream now."""
+    from tracking import bus
+
+    client = bus.client()
+    heads = {}
+    for shard in range(bus.shard_count()):
+        newest = client.xrevrange(bus.STREAM_KEY.format(shard), count=1)
+        if newest:
+            heads[shard] = _entry_id(newest[0][0])
+    return heads
+
+
+def _entry_id(raw) -> tuple[int, int]:
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def caught_up_after(since: float, heads: dict, limit_s: float = LEASE_WAIT_S) -> float | None:
+    """Seconds from `since` until every shard's cursor has passed the stream entries that were
+    there at `since` (everything acknowledged before then is applied), or None within
+    `limit_s`. A shard whose worker was killed waits for its lease (tracking.bus.ShardLock,
+    60 s) to expire before another worker takes it over."""
+    from tracking import bus
+
     deadline = since + limit_s
     while time.time() < deadline:
-        done = counters.total("readings_processed_total") + sum(
-            counters.total(n) for n in list(counters.last) if n.startswith("dropped_")
-        )
-        if done >= rssi.acked and not rssi.pending:
-            return round(time.time() - since, 1)
+        with contextlib.suppress(Exception):
+            client = bus.client()
+            behind = [
+                shard
+                for shard, head in heads.items()
+                if _entry_id(client.get(f"ww:cursor:{shard}") or b"0-0") < head
+            ]
+            if not behind:
+                return round(time.time() - since, 1)
         time.sleep(0.5)
     return None
 
@@ -333,13 +369,16 @@ def run(args) -> dict:
                 "processed": counters.total("readings_processed_total"),
             }  # fmt: skip
             restarts_before = dict(supervisor.restarts)
+            heads = stream_heads()
             at = time.time()
             action = inject(fault, stack)
-            env_back = wait_port_free_of_errors(env, at)
-            rssi_back = wait_port_free_of_errors(rssi, at)
             resumed = processing_resumed(counters, time.time())
+            env_back = ingestion_outage(env, at)
+            rssi_back = ingestion_outage(rssi, at)
             time.sleep(args.phase)
-            caught_up = caught_up_after(counters, rssi, at)
+            # After a Redis restart the streams are new: what was in them is gone (counted
+            # as lost below), so only the new entries are waited for.
+            caught_up = caught_up_after(at, stream_heads() if fault == "redis" else heads)
             restarts = {
                 k: v - restarts_before.get(k, 0)
                 for k, v in supervisor.restarts.items()
@@ -347,9 +386,9 @@ def run(args) -> dict:
             }
             report["faults"][fault] = {
                 **action,
-                "ingestion_back_s": {"environment": env_back, "rssi": rssi_back},
+                "ingestion": {"environment": env_back, "rssi": rssi_back},
                 "processing_resumed_s": resumed,
-                "all_acknowledged_rssi_processed_after_s": caught_up,
+                "rssi_acknowledged_before_fault_all_applied_after_s": caught_up,
                 "supervisor_restarts": restarts,
                 "rssi_sent": rssi.sent - before["rssi_sent"],
                 "rssi_acked": rssi.acked - before["rssi_acked"],
@@ -364,7 +403,8 @@ def run(args) -> dict:
         deadline = time.time() + 60
         while (rssi.pending or env.pending) and time.time() < deadline:
             time.sleep(0.5)
-        caught_up_after(counters, rssi, time.time())
+        time.sleep(3)  # the late allowance of the last readings
+        caught_up_after(time.time(), stream_heads())
         for thread in (rssi, env, counters):
             thread.stop.set()
         processed = counters.total("readings_processed_total")
@@ -387,6 +427,7 @@ def run(args) -> dict:
                 "unacknowledged_at_end": sum(len(b["readings"]) for _, _, b in env.pending),
             },
             "supervisor_restarts": supervisor.restarts,
+            "process_exits": supervisor.exits,
         }
     finally:
         supervisor.stop.set()
