@@ -25,6 +25,7 @@ WORKER_ENV = {
     "WARDWISE_HOLD_MAX_S": "6",
     "WARDWISE_POSITION_SAMPLE_INTERVAL_S": "0",
 }
+ONE_ROUNDING_STEP_M = 0.0100001
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
@@ -133,6 +134,15 @@ def test_two_workers_and_replay_agree(client, recorded_trace, tmp_path):
             worker.terminate()
         for worker in workers:
             worker.wait(timeout=30)
-    assert stored_positions() == expected
+    stored = stored_positions()
+    assert [(tag, ts, zone) for tag, ts, _, _, zone in stored] == [
+        (tag, ts, zone) for tag, ts, _, _, zone in expected
+    ]
+    # The engine reports centimetres; numpy's summation order can differ in the last bit between
+    # processes, which may flip a rounding by one centimetre, never more.
+    assert all(
+        abs(a[2] - b[2]) <= ONE_ROUNDING_STEP_M and abs(a[3] - b[3]) <= ONE_ROUNDING_STEP_M
+        for a, b in zip(stored, expected, strict=True)
+    )
     for log in logs:
         assert "process_shard" in log.read_text(), f"{log.name} did no work"
