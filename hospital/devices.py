@@ -30,6 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
+from hospital import observability
 from hospital.models import DeviceToken
 
 CREDENTIAL_MARK = "ww"
@@ -40,7 +41,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 #: seconds in other processes.
 VERIFIED_CACHE_S = 5.0
 VERIFIED_CACHE_MAX = 10_000
-REVOCATION_EPOCH_KEY = "devices:revocation-epoch"
+REVOCATION_EPOCH_KEY = "ww:devices:revocation-epoch"
 
 _verified: dict[str, tuple[float, object, object]] = {}
 _verified_lock = threading.Lock()
@@ -52,7 +53,7 @@ def forget_verified_tokens() -> None:
     with _verified_lock:
         _verified.clear()
     try:
-        cache.set(REVOCATION_EPOCH_KEY, secrets.token_hex(8), timeout=None)
+        bump_revocation_epoch()
     except Exception:
         log.warning(
             "could not bump the device revocation epoch; other processes stop "
@@ -62,9 +63,22 @@ def forget_verified_tokens() -> None:
         )
 
 
-def _revocation_epoch():
+def bump_revocation_epoch() -> None:
+    """Tell every process that a token was revoked (their cached trust ends at once)."""
+    client = observability.redis_client()
+    if client is None:
+        cache.set(REVOCATION_EPOCH_KEY, secrets.token_hex(8), timeout=None)
+    else:
+        client.set(REVOCATION_EPOCH_KEY, secrets.token_hex(8))
+
+
+def revocation_epoch():
+    """Read straight from Redis: once per device request, so no cache-client overhead."""
     try:
-        return cache.get(REVOCATION_EPOCH_KEY)
+        client = observability.redis_client()
+        return (
+            cache.get(REVOCATION_EPOCH_KEY) if client is None else client.get(REVOCATION_EPOCH_KEY)
+        )
     except Exception:
         return None
 
@@ -110,7 +124,7 @@ def verify_token_cached(presented: str) -> DeviceToken | None:
     unchanged (failures are not cached)."""
     key = _hash(presented)
     now = time.monotonic()
-    epoch = _revocation_epoch()
+    epoch = revocation_epoch()
     entry = _verified.get(key)
     if entry is not None and entry[0] > now and entry[2] == epoch:
         return entry[1]

@@ -153,6 +153,19 @@ def incr(name: str, amount: float = 1, **labels: str) -> None:
         _log_store_error(exc)
 
 
+def queue_incr(pipe, name: str, amount: float = 1, **labels: str) -> None:
+    """`incr` as one more command on a caller's Redis pipeline to the same server (the ingestion
+    request sends its whole batch in one round trip); in-process without a shared store."""
+    _check_name(name, labels)
+    field = _field(name, labels)
+    if redis_client() is None:
+        _local.incr(field, amount)
+    elif float(amount).is_integer():
+        pipe.hincrby(_counters_key(), field, int(amount))
+    else:
+        pipe.hincrbyfloat(_counters_key(), field, amount)
+
+
 def set_gauge(name: str, value: float, **labels: str) -> None:
     """Set the shared gauge `name` (with optional labels) to `value`; the last writer wins."""
     _check_name(name, labels)

@@ -315,6 +315,9 @@ WARDWISE = {
     "ASSET_MISSING_AFTER_S": env_int("WARDWISE_ASSET_MISSING_AFTER_S", 15 * 60),
     # How long a scanner may stay silent before it is reported offline.
     "SCANNER_OFFLINE_AFTER_S": env_int("WARDWISE_SCANNER_OFFLINE_AFTER_S", 5 * 60),
+    # A gateway's batch counts reach its health row at most this often (they gather in Redis
+    # in between; the offline check writes them all), so a batch costs no database write.
+    "SCANNER_HEALTH_WRITE_S": env_float("WARDWISE_SCANNER_HEALTH_WRITE_S", 5.0),
     # Days of compact position history kept in the database.
     "POSITION_HISTORY_DAYS": env_int("WARDWISE_POSITION_HISTORY_DAYS", 90),
     # A new history row is written when this much event time has passed (or the zone changed,

@@ -27,6 +27,8 @@ from tracking.ingestion import RssiReading
 STREAM_KEY = "ww:rssi:{}"
 SCHEDULED_KEY = "ww:scheduled:{}"
 LOCK_KEY = "ww:lock:{}"
+#: A claimed schedule whose task never ran (worker lost) is claimable again after this.
+SCHEDULE_CLAIM_S = 30
 
 
 def shard_count() -> int:
@@ -52,32 +54,88 @@ def client() -> redis.Redis:
 
 def publish(scanner: str, readings: Iterable[RssiReading], received_at: float) -> list[int]:
     """Append readings to their shards' streams in one round trip; returns the shards touched."""
+    pipe = client().pipeline(transaction=False)
+    shards = queue_publish(pipe, scanner, readings, received_at)
+    if shards:
+        pipe.execute()
+    return shards
+
+
+#: Appends one stream entry per shard and claims each shard's processing task, atomically and
+#: as one command: a batch touches most shards, and this is the ingestion request's main cost.
+APPEND_AND_CLAIM = """
+local n = #KEYS / 2
+local claimed = {}
+for i = 1, n do
+  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*',
+             's', ARGV[3], 't', ARGV[4], 'r', ARGV[4 + i])
+  if redis.call('SET', KEYS[n + i], 1, 'NX', 'EX', ARGV[2]) then
+    claimed[#claimed + 1] = i
+  end
+end
+return claimed
+"""
+
+
+def _by_shard(readings: Iterable[RssiReading]) -> dict[int, list[list]]:
     by_shard: dict[int, list[list]] = defaultdict(list)
     for reading in readings:
         by_shard[shard_of(reading.tag)].append(
             [reading.ts, reading.tag, reading.rssi, reading.battery_pct]
         )
-    if not by_shard:
-        return []
-    pipe = client().pipeline(transaction=False)
+    return by_shard
+
+
+def queue_publish(pipe, scanner: str, readings: Iterable[RssiReading], received_at: float):
+    """Queue the stream appends of a batch on `pipe` (one entry per shard); returns the shards."""
+    by_shard = _by_shard(readings)
+    maxlen = settings.WARDWISE["STREAM_MAXLEN"]
     for shard, rows in by_shard.items():
         pipe.xadd(
             STREAM_KEY.format(shard),
             {"s": scanner, "t": repr(received_at), "r": json.dumps(rows, separators=(",", ":"))},
-            maxlen=settings.WARDWISE["STREAM_MAXLEN"],
+            maxlen=maxlen,
             approximate=True,
         )
-    pipe.execute()
     return sorted(by_shard)
+
+
+def queue_publish_and_claim(
+    pipe, scanner: str, readings: Iterable[RssiReading], received_at: float
+) -> list[int]:
+    """Queue the appends of a batch and the claims of its shards' tasks as one script call on
+    `pipe`; its reply, passed to `claimed_shards`, names the shards this batch must queue."""
+    by_shard = _by_shard(readings)
+    shards = sorted(by_shard)
+    if shards:
+        keys = [STREAM_KEY.format(s) for s in shards] + [SCHEDULED_KEY.format(s) for s in shards]
+        rows = [json.dumps(by_shard[s], separators=(",", ":")) for s in shards]
+        args = [settings.WARDWISE["STREAM_MAXLEN"], SCHEDULE_CLAIM_S, scanner, repr(received_at)]
+        # EVAL, not EVALSHA: the body is small, the server caches it, and there is no
+        # "script not loaded" case after a Redis restart to recover from mid-pipeline.
+        pipe.eval(APPEND_AND_CLAIM, len(keys), *keys, *args, *rows)
+    return shards
+
+
+def claimed_shards(shards: list[int], reply) -> list[int]:
+    return [shards[index - 1] for index in reply]
 
 
 def claim_schedule(shard: int) -> bool:
     """True when no processing task of the shard is queued yet (so the caller should queue one)."""
-    return bool(client().set(SCHEDULED_KEY.format(shard), 1, nx=True, ex=30))
+    return bool(client().set(SCHEDULED_KEY.format(shard), 1, nx=True, ex=SCHEDULE_CLAIM_S))
 
 
 def release_schedule(shard: int) -> None:
     client().delete(SCHEDULED_KEY.format(shard))
+
+
+RELEASE_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 class ShardLock:
@@ -92,16 +150,8 @@ class ShardLock:
         return bool(client().set(self.key, self.token, nx=True, px=self.lease_ms))
 
     def release(self) -> None:
-        connection = client()
-        with connection.pipeline() as pipe:
-            try:
-                pipe.watch(self.key)
-                if pipe.get(self.key) == self.token.encode():
-                    pipe.multi()
-                    pipe.delete(self.key)
-                    pipe.execute()
-            except redis.WatchError:
-                pass
+        """Compare-and-delete in one script: never drop a lease another worker took over."""
+        client().eval(RELEASE_IF_OWNER, 1, self.key, self.token)
 
 
 def stream_lengths() -> dict[int, int]:

@@ -111,9 +111,10 @@ def validate_rssi_batch(
     batch_id, raw_readings = parse_envelope(body, max_readings=max_readings)
     batch = ValidatedBatch(batch_id)
     seen: set[tuple[str, float]] = set()
+    stamps: dict = {}
     for index, raw in enumerate(raw_readings):
         try:
-            reading = _validate_reading(raw, now, max_future_s, max_age_s)
+            reading = _validate_reading(raw, now, max_future_s, max_age_s, stamps)
         except ValueError as exc:
             batch.reject(index, str(exc))
             continue
@@ -127,7 +128,20 @@ def validate_rssi_batch(
     return batch
 
 
-def _validate_reading(raw, now: float, max_future_s: float, max_age_s: float) -> RssiReading:
+def _timestamp(value, stamps: dict) -> float:
+    if type(value) is not str:
+        return parse_timestamp(value)
+    ts = stamps.get(value)
+    if ts is None:
+        ts = stamps[value] = parse_timestamp(value)
+    return ts
+
+
+def _validate_reading(
+    raw, now: float, max_future_s: float, max_age_s: float, stamps: dict
+) -> RssiReading:
+    """`stamps` memoises parsed timestamps within a batch: a gateway stamps many readings of one
+    scan with the same time string."""
     if not isinstance(raw, dict):
         raise ValueError("reading must be an object with tag, rssi and ts")
     unknown = sorted(set(raw) - READING_KEYS)
@@ -142,7 +156,7 @@ def _validate_reading(raw, now: float, max_future_s: float, max_age_s: float) ->
         raise ValueError(f"rssi must be a number of dBm, not {rssi!r}")
     if not RSSI_RANGE[0] <= rssi <= RSSI_RANGE[1]:
         raise ValueError(f"rssi {rssi} dBm is out of range {RSSI_RANGE[0]:g}..{RSSI_RANGE[1]:g}")
-    ts = parse_timestamp(raw["ts"])
+    ts = _timestamp(raw["ts"], stamps)
     if ts > now + max_future_s:
         raise ValueError(
             f"ts is {ts - now:.0f} s in the future (clock skew above {max_future_s:g} s)"

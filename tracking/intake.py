@@ -2,9 +2,10 @@
 
 Everything that must happen before a gateway is told "accepted" lives here, so the REST view
 (tracking.views) and the MQTT bridge (integrations.mqtt) behave identically: validate
-(tracking.ingestion), remember the batch id so a resend is not counted twice, append the accepted
-readings to the Redis bus, count them on the scanner's health row and queue the shards'
-processing tasks. Localization runs in the workers.
+(tracking.ingestion), remember the batch id so a resend is not counted twice, then in one Redis
+round trip append the accepted readings to the bus, count them for the scanner's health row
+(tracking.activity) and the metrics, and claim the shards' processing tasks. Localization runs in
+the workers.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ import json
 import time
 
 from django.conf import settings
-from django.db.models import F
-from django.utils import timezone
 
 from hospital import observability
-from tracking import bus, tasks
+from tracking import activity, bus, tasks
 from tracking.ingestion import EnvelopeError, validate_rssi_batch
-from tracking.models import Scanner, ScannerHealth
+from tracking.models import Scanner
 
 BATCH_MEMORY_S = 24 * 3600
 
@@ -58,21 +57,34 @@ def accept_rssi_batch(scanner: Scanner, body: bytes, *, now: float | None = None
         "duplicate_batch": False,
     }
     try:
-        shards = bus.publish(scanner.serial, batch.readings, now)
+        shards, write_activity = _append(client, scanner, batch, result, batch_key, now)
     except Exception:
         if batch_key:
             client.delete(batch_key)
         raise
-    if batch_key:
-        client.set(batch_key, json.dumps(result), ex=BATCH_MEMORY_S)
-    _record(scanner, len(batch.readings), len(batch.rejected))
-    observability.incr("batches_total", outcome="accepted")
-    observability.incr("readings_accepted_total", len(batch.readings), kind="rssi")
-    if batch.rejected:
-        observability.incr("readings_rejected_total", len(batch.rejected), kind="rssi")
+    if write_activity:
+        activity.write(scanner.pk)
     for shard in shards:
-        tasks.schedule(shard)
+        tasks.queue_claimed(shard)
     return result
+
+
+def _append(client, scanner: Scanner, batch, result: dict, batch_key, now: float):
+    """One round trip: the readings onto their shards' streams, the batch's answer remembered,
+    the scanner's counts and the metrics added, the shards' processing claimed. Returns the
+    shards whose task this batch must queue and whether it writes the scanner's counts."""
+    pipe = client.pipeline(transaction=False)
+    touched = bus.queue_publish_and_claim(pipe, scanner.serial, batch.readings, now)
+    if batch_key:
+        pipe.set(batch_key, json.dumps(result), ex=BATCH_MEMORY_S)
+    observability.queue_incr(pipe, "batches_total", outcome="accepted")
+    observability.queue_incr(pipe, "readings_accepted_total", len(batch.readings), kind="rssi")
+    if batch.rejected:
+        observability.queue_incr(pipe, "readings_rejected_total", len(batch.rejected), kind="rssi")
+    activity.queue_batch(pipe, scanner.pk, len(batch.readings), len(batch.rejected), now)
+    replies = pipe.execute()
+    claimed = bus.claimed_shards(touched, replies[0]) if touched else []
+    return claimed, bool(replies[-1])
 
 
 def _resent(stored: bytes | None, batch_id: str) -> dict:
@@ -86,23 +98,3 @@ def _resent(stored: bytes | None, batch_id: str) -> dict:
         "batch": batch_id,
         "duplicate_batch": True,
     }
-
-
-def _record(scanner: Scanner, accepted: int, rejected: int) -> None:
-    now = timezone.now()
-    updated = ScannerHealth.objects.filter(scanner=scanner).update(
-        online=True,
-        last_batch_at=now,
-        readings_accepted=F("readings_accepted") + accepted,
-        readings_rejected=F("readings_rejected") + rejected,
-    )
-    if not updated:
-        ScannerHealth.objects.get_or_create(
-            scanner=scanner,
-            defaults={
-                "online": True,
-                "last_batch_at": now,
-                "readings_accepted": accepted,
-                "readings_rejected": rejected,
-            },
-        )

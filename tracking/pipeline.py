@@ -48,6 +48,7 @@ CURSOR_KEY = "ww:cursor:{}"
 HELD_KEY = "ww:held:{}"
 MAX_TS_KEY = "ww:maxts:{}"
 STATE_KEY = "ww:state:{}"
+GENERATION_KEY = "ww:generation:{}"
 SITE_VERSION_KEY = "ww:site-version"
 ENTRIES_PER_CHUNK = 500
 
@@ -91,6 +92,17 @@ class SiteRuntime:
             (floor_id, name): pk
             for pk, floor_id, name in Zone.objects.values_list("pk", "floor_id", "name")
         }
+        # Tag states of the shards this process committed last, kept in the engine between
+        # chunks: valid while the shard's generation in Redis is the one this process wrote.
+        self.shard_generation: dict[int, bytes] = {}
+        self.shard_tags: dict[int, set[str]] = defaultdict(set)
+        self.persist_state: dict[str, dict] = {}
+
+    def forget_shard(self, shard: int) -> None:
+        for tag in self.shard_tags.pop(shard, ()):
+            self.engine.forget(tag)
+            self.persist_state.pop(tag, None)
+        self.shard_generation.pop(shard, None)
 
 
 _runtime: tuple[str, SiteRuntime] | None = None
@@ -140,14 +152,22 @@ def process_shard(shard: int, now: float | None = None) -> ShardReport:
 
 
 def record_metrics(report: ShardReport) -> None:
+    """One round trip for the drain's counters (metrics never fail the drain)."""
+    pipe = bus.client().pipeline(transaction=False)
     if report.applied:
-        observability.incr("readings_processed_total", report.applied)
+        observability.queue_incr(pipe, "readings_processed_total", report.applied)
     if report.estimates:
-        observability.incr("positions_total", report.estimates)
+        observability.queue_incr(pipe, "positions_total", report.estimates)
     if report.late:
-        observability.incr("readings_dropped_total", report.late, reason="late")
+        observability.queue_incr(pipe, "readings_dropped_total", report.late, reason="late")
     if report.unknown_tag:
-        observability.incr("readings_dropped_total", report.unknown_tag, reason="unknown-tag")
+        observability.queue_incr(
+            pipe, "readings_dropped_total", report.unknown_tag, reason="unknown-tag"
+        )
+    try:
+        pipe.execute()
+    except Exception:
+        log.warning("drain metrics not recorded", exc_info=True)
     if report.newest_receipt is not None:
         observability.set_gauge("processing_lag_seconds", time.time() - report.newest_receipt)
 
@@ -161,15 +181,21 @@ def has_unprocessed(shard: int) -> bool:
 def _process_chunk(shard: int, now: float) -> ShardReport:
     client = bus.client()
     report = ShardReport()
-    cursor = client.get(CURSOR_KEY.format(shard)) or b"0-0"
+    cursor, held, max_ts, generation = client.mget(
+        CURSOR_KEY.format(shard),
+        HELD_KEY.format(shard),
+        MAX_TS_KEY.format(shard),
+        GENERATION_KEY.format(shard),
+    )
+    cursor = cursor or b"0-0"
     entries = client.xrange(
         bus.STREAM_KEY.format(shard), min=b"(" + cursor, count=ENTRIES_PER_CHUNK
     )
     report.entries = len(entries)
-    held = json.loads(client.get(HELD_KEY.format(shard)) or b"[]")
+    held = json.loads(held or b"[]")
     if not entries and not held:
         return report
-    max_ts = float(client.get(MAX_TS_KEY.format(shard)) or 0.0)
+    max_ts = float(max_ts or 0.0)
     for entry_id, fields in entries:
         cursor = entry_id
         scanner = fields[b"s"].decode()
@@ -196,19 +222,47 @@ def _process_chunk(shard: int, now: float) -> ShardReport:
         else:
             report.unknown_tag += 1
     tags = sorted(by_tag)
-    states = (
-        dict(zip(tags, client.hmget(STATE_KEY.format(shard), tags), strict=True)) if tags else {}
-    )
+    if generation is None or runtime.shard_generation.get(shard) != generation:
+        runtime.forget_shard(shard)  # another process committed this shard since
+    try:
+        work = _apply(shard, tags, by_tag, runtime, client, report)
+        report.updates = _persist(work, runtime) if work else []
+        _commit_chunk(
+            client,
+            shard,
+            {
+                w.tag: {"engine": runtime.engine.export_state(w.tag), "persist": w.persist}
+                for w in work
+            },
+            cursor,
+            still_held,
+            max_ts,
+            runtime,
+        )
+    except BaseException:
+        runtime.forget_shard(shard)  # the engine went ahead of what Redis holds
+        raise
+    return report
 
+
+def _apply(shard, tags, by_tag, runtime: SiteRuntime, client, report: ShardReport):
+    """Run the released readings of each tag through the engine, from the tag's state."""
     engine = runtime.engine
-    new_states: dict[str, str] = {}
+    cached = runtime.shard_tags[shard]
+    missing = [tag for tag in tags if tag not in cached]
+    if missing:
+        stored = client.hmget(STATE_KEY.format(shard), missing)
+        for tag, raw in zip(missing, stored, strict=True):
+            state = json.loads(raw) if raw else {}
+            if state.get("engine"):
+                engine.import_state(tag, state["engine"])
+            runtime.persist_state[tag] = state.get("persist", {})
+            cached.add(tag)
     work: list[TagWork] = []
     for tag in tags:
-        stored = json.loads(states[tag]) if states.get(tag) else {}
-        if stored.get("engine"):
-            engine.import_state(tag, stored["engine"])
-        last_ts = stored.get("engine", {}).get("last_ts", -math.inf)
-        tag_work = TagWork(tag, runtime.asset_of_tag[tag], stored.get("persist", {}))
+        state = engine.tags.get(tag)
+        last_ts = state.last_ts if state is not None else -math.inf
+        tag_work = TagWork(tag, runtime.asset_of_tag[tag], runtime.persist_state[tag])
         for ts, scanner, _, rssi, battery, _received in by_tag[tag]:
             if ts < last_ts:
                 report.late += 1
@@ -220,27 +274,16 @@ def _process_chunk(shard: int, now: float) -> ShardReport:
             tag_work.last_heard = ts
             tag_work.estimates.extend(engine.process(Reading(ts, scanner, tag, rssi)))
         report.estimates += len(tag_work.estimates)
-        exported = engine.export_state(tag)
-        engine.forget(tag)
         work.append(tag_work)
-        new_states[tag] = exported
-
-    updates = _persist(work, runtime) if work else []
-    report.updates = updates
-
-    _commit_chunk(
-        client,
-        shard,
-        {w.tag: {"engine": new_states[w.tag], "persist": w.persist} for w in work},
-        cursor,
-        still_held,
-        max_ts,
-    )
-    return report
+    return work
 
 
-def _commit_chunk(client, shard: int, states: dict, cursor, held: list, max_ts: float) -> None:
-    """Tag states, cursor and held readings move forward together, or not at all."""
+def _commit_chunk(
+    client, shard: int, states: dict, cursor, held: list, max_ts: float, runtime: SiteRuntime
+) -> None:
+    """Tag states, cursor and held readings move forward together, or not at all; the new
+    generation tells this process next time that its in-memory states are still current."""
+    generation = uuid.uuid4().hex.encode()
     pipe = client.pipeline(transaction=True)
     if states:
         pipe.hset(
@@ -250,7 +293,9 @@ def _commit_chunk(client, shard: int, states: dict, cursor, held: list, max_ts: 
     pipe.set(CURSOR_KEY.format(shard), cursor)
     pipe.set(HELD_KEY.format(shard), json.dumps(held))
     pipe.set(MAX_TS_KEY.format(shard), repr(max_ts))
+    pipe.set(GENERATION_KEY.format(shard), generation)
     pipe.execute()
+    runtime.shard_generation[shard] = generation
 
 
 def _values(rows: list[tuple], casts: tuple[str, ...]) -> tuple[str, list]:
@@ -340,6 +385,24 @@ def _touch_last_seen(heard_only: dict[int, float]) -> None:
         )
 
 
+def _write_batteries(batteries: dict[str, float]) -> None:
+    """Battery levels that changed since the tag's last write; one statement on PostgreSQL."""
+    if not batteries:
+        return
+    if connection.vendor != "postgresql":
+        for tag, battery in batteries.items():
+            Tag.objects.filter(tag_id=tag).update(battery_pct=battery)
+        return
+    values, params = _values(sorted(batteries.items()), ("text", "double precision"))
+    tags = connection.ops.quote_name(Tag._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {tags} AS t SET battery_pct = v.battery "  # noqa: S608  # nosec B608
+            f"FROM (VALUES {values}) AS v(tag_id, battery) WHERE t.tag_id = v.tag_id",
+            params,
+        )
+
+
 @dataclass
 class TagWork:
     tag: str
@@ -364,8 +427,9 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
     heard_only: dict[int, float] = {}
     batteries: dict[str, float] = {}
     for item in work:
-        if item.battery is not None:
+        if item.battery is not None and item.battery != item.persist.get("battery"):
             batteries[item.tag] = item.battery
+            item.persist["battery"] = item.battery
         if not item.estimates:
             if item.last_heard is not None:
                 heard_only[item.asset_id] = item.last_heard
@@ -461,8 +525,7 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
         _write_stays(stays_to_close, stays_to_open)
         stay_watch.emit_changes()
         _touch_last_seen(heard_only)
-        for tag, battery in batteries.items():
-            Tag.objects.filter(tag_id=tag).update(battery_pct=battery)
+        _write_batteries(batteries)
 
     statuses = dict(
         Asset.objects.filter(pk__in=[u["asset_id"] for u in updates]).values_list("pk", "status")

@@ -10,6 +10,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from integrations import events
+from tracking import activity
 from tracking.models import AssetLocation, PositionSample, Presence, ScannerHealth
 
 #: Sent (robustly: a failing receiver never fails the check) after assets were marked missing
@@ -43,6 +44,7 @@ def mark_missing_assets(now=None) -> int:
 
 def mark_offline_scanners(now=None) -> int:
     """Scanners with neither a batch nor a heartbeat for SCANNER_OFFLINE_AFTER_S go offline."""
+    activity.write_all()
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.WARDWISE["SCANNER_OFFLINE_AFTER_S"])
     recent = Q(last_batch_at__gte=cutoff) | Q(last_heartbeat_at__gte=cutoff)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from functools import lru_cache
 
 TAG_KINDS = ("ibeacon", "eddystone", "mac", "rfid")
 
@@ -73,6 +74,12 @@ def canonical_tag_id(text: str) -> str:
     """The canonical form of a tag id string; ValueError with the reason when it is malformed."""
     if not isinstance(text, str):
         raise ValueError(f"tag id must be a string, not {type(text).__name__}")
+    return _canonical(text)
+
+
+@lru_cache(maxsize=65_536)
+def _canonical(text: str) -> str:
+    """Memoised: a gateway reports the same few hundred tags every second."""
     cleaned = text.strip().lower()
     kind, separator, body = cleaned.partition(":")
     if not separator:

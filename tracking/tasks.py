@@ -28,7 +28,12 @@ def process_shard(self, shard: int) -> None:
 def schedule(shard: int) -> None:
     """Queue the shard's task unless one is queued already."""
     if bus.claim_schedule(shard):
-        process_shard.delay(shard)
+        queue_claimed(shard)
+
+
+def queue_claimed(shard: int) -> None:
+    """Queue the task of a shard whose schedule the caller has just claimed."""
+    process_shard.delay(shard)
 
 
 def _publish_live(updates: list[dict]) -> None:

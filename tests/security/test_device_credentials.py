@@ -9,11 +9,10 @@ import json
 import time
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 
 from hospital import devices
-from hospital.devices import REVOCATION_EPOCH_KEY, issue_token, revoke_tokens, verify_token_cached
+from hospital.devices import issue_token, revoke_tokens, verify_token_cached
 from hospital.models import DeviceToken
 from tests.factories import ColdChainSensorFactory, ScannerFactory
 from tracking import bus
@@ -26,7 +25,7 @@ TAG = "ibeacon:f7826da6-4fa2-4e98-8024-bc5b71e0893e:9:1"
 @pytest.fixture(autouse=True)
 def _quiet(settings, monkeypatch):
     settings.WARDWISE = {**settings.WARDWISE, "DEVICE_RATE_PER_S": 1_000_000}
-    monkeypatch.setattr("tracking.tasks.schedule", lambda shard: None)
+    monkeypatch.setattr("tracking.tasks.queue_claimed", lambda shard: None)
     devices.forget_verified_tokens()
 
 
@@ -103,7 +102,7 @@ def test_revocation_in_another_process_is_seen_at_once(db):
     assert verify_token_cached(token) is not None
     DeviceToken.objects.filter(scanner=scanner).update(revoked_at="2026-01-01T00:00:00Z")
     assert verify_token_cached(token) is not None  # still trusted: nobody said anything
-    cache.set(REVOCATION_EPOCH_KEY, "bumped-by-another-process", timeout=None)
+    devices.bump_revocation_epoch()  # as another process's revocation does
     assert verify_token_cached(token) is None
 
 
@@ -112,7 +111,7 @@ def test_without_the_shared_cache_trust_still_ends_within_the_bound(db, monkeypa
     token = issue_token(scanner=scanner)
     assert verify_token_cached(token) is not None
     DeviceToken.objects.filter(scanner=scanner).update(revoked_at="2026-01-01T00:00:00Z")
-    monkeypatch.setattr(devices, "_revocation_epoch", lambda: None)
+    monkeypatch.setattr(devices, "revocation_epoch", lambda: None)
     devices._verified.update({k: (v[0], v[1], None) for k, v in devices._verified.items()})
     assert verify_token_cached(token) is not None
     later = time.monotonic() + devices.VERIFIED_CACHE_S + 0.1
@@ -124,10 +123,10 @@ def test_revoking_in_the_admin_and_decommissioning_a_gateway_apply_everywhere(db
     scanner = ScannerFactory()
     token = issue_token(scanner=scanner)
     assert heartbeat(client, token).status_code == 204
-    epoch = cache.get(REVOCATION_EPOCH_KEY)
+    epoch = devices.revocation_epoch()
     scanner.is_active = False
     scanner.save()
-    assert cache.get(REVOCATION_EPOCH_KEY) != epoch
+    assert devices.revocation_epoch() != epoch
     assert heartbeat(client, token).status_code == 401
     scanner.is_active = True
     scanner.save()

@@ -47,7 +47,7 @@ def fuzz_credentials(db, settings, monkeypatch):
     """A superuser's session cookie plus CSRF token, and a gateway's device token; a small site
     so ids and serials in generated paths sometimes exist."""
     settings.WARDWISE = {**settings.WARDWISE, "DEVICE_RATE_PER_S": 1_000_000}
-    monkeypatch.setattr("tracking.tasks.schedule", lambda shard: None)
+    monkeypatch.setattr("tracking.tasks.queue_claimed", lambda shard: None)
     devices.forget_verified_tokens()
     floor = FloorFactory()
     gateway = ScannerFactory(serial="fuzz-gw", floor=floor)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def scanner(redis_bus, monkeypatch):
-    monkeypatch.setattr("tracking.tasks.schedule", lambda shard: None)
+    monkeypatch.setattr("tracking.tasks.queue_claimed", lambda shard: None)
     return ScannerFactory(serial="gw-1")
 
 

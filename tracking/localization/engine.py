@@ -110,6 +110,11 @@ class _Floor:
         return xmin <= x <= xmax and ymin <= y <= ymax
 
 
+def _strongest_pair(rssi: dict) -> set[int]:
+    """The two scanners with the strongest smoothed mean (value[0]) in a per-scanner dict."""
+    return set(sorted(rssi, key=lambda i: -rssi[i][0])[:2])
+
+
 class _TagState:
     __slots__ = (
         "floor",
@@ -126,6 +131,7 @@ class _TagState:
         "moving",
         "pending",
         "rssi",
+        "solved_rssi",
         "zone",
         "zone_challenger",
         "zone_challenges",
@@ -151,6 +157,7 @@ class _TagState:
         self.moving = False
         self.mobility = mobility
         self.last_solution: tuple[float, float] | None = None
+        self.solved_rssi: dict[int, tuple[float, float]] | None = None
 
 
 class LocalizationEngine:
@@ -263,10 +270,56 @@ class LocalizationEngine:
             if state.moving or state.floor_challenges  # a contested floor is confirmed sooner
             else self.config.solve_interval_still_s
         )
-        if state.last_ts - state.last_solve_ts >= interval:
+        if state.last_ts - state.last_solve_ts >= interval and not self._quiet(state):
             estimate = self._solve(reading.tag, state, state.last_ts)
             return [estimate] if estimate is not None else []
         return []
+
+    def _quiet(self, state: _TagState) -> bool:
+        """True when a still tag's evidence is what it was at its last solve, within noise.
+
+        The scanners heard then and now are compared: each smoothed mean's change against the
+        fading noise both means carry (variance sigma^2 / weight each), summed into a
+        chi-square with one degree per scanner. Scanners that come and go below the two
+        strongest do not count (a sparse tag is heard by a different few each second; the
+        strongest pair decides the room). Only a settled tag is left alone: its room at least
+        `zone_certain_probability` sure; a change of that pair, a moving tag, a contested floor,
+        self-calibration still learning or `quiet_solve_max_s` since the last solve always solve.
+        """
+        config = self.config
+        snapshot = state.solved_rssi
+        ts = state.last_ts
+        if (
+            config.quiet_solve_max_s <= 0
+            or not snapshot
+            or max(state.zone_posterior.values(), default=1.0) < config.zone_certain_probability
+            or state.moving
+            or state.floor_challenges
+            or ts - state.last_solve_ts >= config.quiet_solve_max_s
+        ):
+            return False
+        fresh = {
+            i: entry for i, entry in state.rssi.items() if ts - entry[2] <= config.stale_after_s
+        }
+        if _strongest_pair(fresh) != _strongest_pair(snapshot) or self._still_learning(snapshot):
+            return False
+        variance = config.fading_sigma_db**2
+        chi2 = 0.0
+        dof = 0
+        for scanner_index, (mean, weight, _last) in fresh.items():
+            before = snapshot.get(scanner_index)
+            if before is not None:
+                chi2 += (mean - before[0]) ** 2 / (variance * (1.0 / weight + 1.0 / before[1]))
+                dof += 1
+        return dof >= 2 and chi2 <= dof + config.quiet_evidence_z * math.sqrt(2.0 * dof)
+
+    def _still_learning(self, scanners) -> bool:
+        """Self-calibration learns from solves: until each of the tag's scanners has as many
+        samples as its prior weighs, every interval solves."""
+        if not self.config.self_calibration:
+            return False
+        needed = self.config.calibration_prior_count
+        return any(self.calibration_count[i] < needed for i in scanners)
 
     def flush(self, ts: float | None = None) -> list[Estimate]:
         """Solve every tag that has readings not yet used (end of a trace).
@@ -438,6 +491,7 @@ class LocalizationEngine:
         state.last_solve_ts = ts
         state.pending = False
         evidence = self._fresh_evidence(state, ts)
+        state.solved_rssi = {i: (v[0], v[1]) for i, v in state.rssi.items()}
         if not evidence:
             return None
         floor_index = self._choose_floor(state, evidence, ts)
@@ -766,6 +820,11 @@ class LocalizationEngine:
             "moving": state.moving,
             "mobility": state.mobility,
             "last_solution": list(state.last_solution) if state.last_solution else None,
+            "solved_rssi": (
+                {self.scanners[i].serial: list(v) for i, v in state.solved_rssi.items()}
+                if state.solved_rssi is not None
+                else None
+            ),
         }
 
     def import_state(self, tag: str, data: dict[str, Any]) -> None:
@@ -800,4 +859,11 @@ class LocalizationEngine:
             state.last_solution = tuple(solution) if solution else None
         state.gate_failures = int(data.get("gate_failures", 0))
         state.moving = bool(data.get("moving", False))
+        solved = data.get("solved_rssi")
+        if solved is not None:
+            state.solved_rssi = {
+                self.scanner_index[serial]: (float(mean), float(weight))
+                for serial, (mean, weight) in solved.items()
+                if serial in self.scanner_index
+            }
         self.tags[tag] = state

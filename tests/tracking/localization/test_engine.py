@@ -1,5 +1,6 @@
 """LocalizationEngine behaviour: answers, hysteresis, determinism, state, bounded memory."""
 
+import dataclasses
 import itertools
 import json
 import math
@@ -191,3 +192,46 @@ def test_direct_evidence_favours_the_room_whose_scanner_hears_loudest(two_rooms)
     assert floor.direct_table[sa][a] > floor.direct_table[sa][b]
     estimates = run(engine, readings_for(two_rooms, TAG, 4.0, 2.5, "L1", 10))
     assert estimates[-1].zone == "A"
+
+
+def _estimates_per_tag(engine, readings):
+    return [e for e in run(engine, readings) if e.tag == TAG]
+
+
+def _jitter(k, i):
+    return 2.0 * math.sin(1.3 * k + 0.7 * i)
+
+
+def test_a_parked_tag_whose_radio_does_not_change_is_solved_rarely_but_regularly(two_rooms):
+    still = EngineConfig(self_calibration=False)
+    readings = readings_for(two_rooms, TAG, 2.0, 2.5, "L1", 60, noise=_jitter)
+    every_interval = _estimates_per_tag(
+        LocalizationEngine(two_rooms, dataclasses.replace(still, quiet_solve_max_s=0)), readings
+    )
+    quiet = _estimates_per_tag(LocalizationEngine(two_rooms, still), readings)
+    assert len(quiet) * 2 <= len(every_interval)
+    gaps = [b.ts - a.ts for a, b in itertools.pairwise(quiet)]
+    assert max(gaps) <= still.quiet_solve_max_s + still.solve_interval_still_s
+    assert {e.zone for e in quiet} == {"A"}
+    assert math.dist((quiet[-1].x, quiet[-1].y), (every_interval[-1].x, every_interval[-1].y)) < 1
+
+
+def test_a_tag_that_moves_is_solved_on_every_interval_again(two_rooms):
+    config = EngineConfig(self_calibration=False)
+    engine = LocalizationEngine(two_rooms, config)
+    parked = readings_for(two_rooms, TAG, 2.0, 2.5, "L1", 30, noise=_jitter)
+    moved = readings_for(two_rooms, TAG, 8.0, 2.5, "L1", 10, start=1030.0, noise=_jitter)
+    run(engine, parked)
+    after_move = _estimates_per_tag(engine, moved)
+    assert len(after_move) >= 10 / config.solve_interval_still_s - 1
+    assert after_move[-1].zone == "B"
+
+
+def test_quiet_solving_survives_the_state_round_trip(two_rooms):
+    engine = LocalizationEngine(two_rooms, EngineConfig(self_calibration=False))
+    run(engine, readings_for(two_rooms, TAG, 2.0, 2.5, "L1", 10, noise=_jitter))
+    exported = json.loads(json.dumps(engine.export_state(TAG)))
+    assert exported["solved_rssi"]
+    restored = LocalizationEngine(two_rooms, EngineConfig(self_calibration=False))
+    restored.import_state(TAG, exported)
+    assert restored.export_state(TAG) == exported
