@@ -60,4 +60,12 @@ app.conf.beat_schedule = {
         "task": "workflows.tasks.refresh_maintenance_due",
         "schedule": 3600.0,
     },
+    "workflows-check-maintenance-alerts": {
+        "task": "workflows.tasks.check_maintenance_alerts",
+        "schedule": 900.0,
+    },
+    "workflows-reconcile-status-history": {
+        "task": "workflows.tasks.reconcile_status_history",
+        "schedule": 60.0,
+    },
 }

@@ -1,8 +1,12 @@
-"""Biomed and administrators configure the workflows here (docs/workflows.md)."""
+"""Biomed and administrators configure the workflows here (docs/workflows.md), and change the
+status of many assets at once (the asset list's bulk actions, through workflows.status)."""
 
 from django.contrib import admin, messages
 
-from workflows import maintenance
+from integrations.admin import AssetImportExportAdmin
+from tracking.models import Asset, AssetStatus
+from tracking.status import allowed_statuses
+from workflows import maintenance, status
 from workflows.models import (
     BatterySample,
     Geofence,
@@ -34,12 +38,59 @@ class ZoneRuleAdmin(admin.ModelAdmin):
     search_fields = ("name", "description")
 
 
+def _status_action(value: str, label: str):
+    def action(modeladmin, request, queryset):
+        changes = status.set_status(
+            queryset.values_list("pk", flat=True),
+            value,
+            actor=request.user,
+            note=f"admin bulk action: {label}",
+        )
+        modeladmin.message_user(
+            request, f"{len(changes)} asset(s) set to “{label}”", messages.SUCCESS
+        )
+
+    action.__name__ = f"set_status_{value.replace('-', '_')}"
+    return admin.action(description=f"Set status: {label}", permissions=["change"])(action)
+
+
+admin.site.unregister(Asset)
+
+
+@admin.register(Asset)
+class AssetAdmin(AssetImportExportAdmin):
+    """The asset list (with CSV import and export) and bulk status actions: each change is in
+    the status history and the audit trail with the person, pushed to the floor map, and the par
+    levels are re-checked (workflows.status.set_status)."""
+
+    actions = [_status_action(value, label) for value, label in AssetStatus.choices]
+
+    def get_actions(self, request):
+        """Only the statuses the person may set (tracking.status.allowed_statuses)."""
+        actions = super().get_actions(request)
+        allowed = {f"set_status_{s.replace('-', '_')}" for s in allowed_statuses(request.user)}
+        return {
+            name: action
+            for name, action in actions.items()
+            if not name.startswith("set_status_") or name in allowed
+        }
+
+
 @admin.register(StatusChange)
 class StatusChangeAdmin(admin.ModelAdmin):
     """The status history is evidence: read only."""
 
-    list_display = ("at", "asset", "old_status", "new_status", "rule_name", "actor", "zone")
-    list_filter = ("new_status", "rule")
+    list_display = (
+        "at",
+        "asset",
+        "old_status",
+        "new_status",
+        "source",
+        "rule_name",
+        "actor",
+        "zone",
+    )
+    list_filter = ("source", "new_status", "rule")
     search_fields = ("asset__name", "rule_name", "note")
     date_hierarchy = "at"
     list_select_related = ("asset", "actor", "zone")
@@ -86,14 +137,31 @@ class GeofenceAdmin(admin.ModelAdmin):
 
 @admin.register(MaintenanceSchedule)
 class MaintenanceScheduleAdmin(admin.ModelAdmin):
-    list_display = ("name", "asset_type", "asset", "interval_days", "months", "starts_on")
-    list_filter = ("asset_type", "is_active")
+    list_display = (
+        "name",
+        "asset_type",
+        "asset",
+        "interval_days",
+        "months",
+        "starts_on",
+        "raise_alerts",
+        "policy",
+    )
+    list_filter = ("asset_type", "is_active", "raise_alerts")
     search_fields = ("name", "asset__name")
     actions = ["refresh_due"]
 
-    @admin.action(description="Recompute due dates and open due work orders")
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        maintenance.refresh_and_alert()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        maintenance.refresh_and_alert()
+
+    @admin.action(description="Recompute due dates, open due work orders, raise due alerts")
     def refresh_due(self, request, queryset):
-        count = maintenance.refresh_maintenance_due()
+        count = maintenance.refresh_and_alert()
         self.message_user(request, f"due dates recomputed for {count} asset(s)")
 
 

@@ -16,6 +16,7 @@ GEOFENCE_EXIT = "geofence-exit"
 GATEWAY_OFFLINE = "gateway-offline"
 TAG_SILENT = "tag-silent"
 BATTERY_LOW = "tag-battery-low"
+MAINTENANCE_DUE = "maintenance-due"
 
 
 def open_alert_of(kind: str, subject: str) -> Alert | None:

@@ -93,6 +93,7 @@ class StatusHistorySerializer(serializers.ModelSerializer):
             "zone",
             "stay",
             "actor",
+            "source",
             "note",
         ]
 
@@ -131,15 +132,15 @@ class ScheduleViewSet(ManagedViewSet):
 
     def perform_create(self, serializer):
         serializer.save()
-        maintenance.refresh_maintenance_due()
+        maintenance.refresh_and_alert()
 
     def perform_update(self, serializer):
         serializer.save()
-        maintenance.refresh_maintenance_due()
+        maintenance.refresh_and_alert()
 
     def perform_destroy(self, instance):
         instance.delete()
-        maintenance.refresh_maintenance_due()
+        maintenance.refresh_and_alert()
 
 
 class WorkOrderViewSet(ManagedViewSet):
@@ -154,7 +155,7 @@ class StatusChangeViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [EquipmentManagers]
     queryset = StatusChange.objects.select_related("actor").order_by("-at", "-pk")
     serializer_class = StatusHistorySerializer
-    filterset_fields = ["asset", "rule", "new_status"]
+    filterset_fields = ["asset", "rule", "new_status", "source"]
 
 
 class RecallUnitSerializer(serializers.Serializer):

@@ -101,7 +101,17 @@ class ZoneRule(models.Model):
 
 class StatusChange(models.Model):
     """Every status change of every asset, with who or which rule made it: the history that
-    utilisation is computed from and the audit trail people read."""
+    utilisation is computed from and the audit trail people read.
+
+    The database writes the row itself (a trigger on the asset table, migration 0004), so no
+    change can escape the history; Wardwise's own paths then attribute the row they caused
+    (workflows.status). A row nobody attributed is a change made outside Wardwise workflows."""
+
+    class Source(models.TextChoices):
+        SAVED = "saved", "Asset saved (status buttons, API, admin form, CSV import, site file)"
+        BULK = "bulk", "Bulk status change (admin action)"
+        RULE = "zone-rule", "Zone rule"
+        OUTSIDE = "outside", "Changed outside Wardwise workflows"
 
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="status_changes")
     at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -121,13 +131,30 @@ class StatusChange(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     note = models.CharField(max_length=300, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.SAVED)
+    needs_reconciling = models.BooleanField(
+        default=False,
+        help_text="Recorded by the database, not yet attributed or audited (a change made "
+        "outside Wardwise workflows, until the reconciliation audits it).",
+    )
 
     class Meta:
         ordering = ["asset", "at", "pk"]
-        indexes = [models.Index(fields=["asset", "at"])]
+        indexes = [
+            models.Index(fields=["asset", "at"]),
+            models.Index(
+                fields=["needs_reconciling"],
+                condition=models.Q(needs_reconciling=True),
+                name="status_change_unreconciled",
+            ),
+        ]
 
     def __str__(self) -> str:
-        by = self.rule_name or (self.actor and self.actor.get_username()) or "unknown"
+        by = (
+            self.rule_name
+            or (self.actor and self.actor.get_username())
+            or self.get_source_display().lower()
+        )
         return f"{self.asset_id}: {self.old_status} -> {self.new_status} by {by}"
 
 
@@ -305,6 +332,29 @@ class MaintenanceSchedule(models.Model):
     starts_on = models.DateField(default=timezone.localdate, help_text="First due date.")
     instructions = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
+    raise_alerts = models.BooleanField(
+        default=True, help_text="Raise an alert when an asset's maintenance falls due."
+    )
+    alert_days_before = models.PositiveIntegerField(
+        default=0,
+        help_text="Open the alert (severity info) this many days before the due date "
+        "(0: on the due date).",
+    )
+    critical_after_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=30,
+        help_text="Overdue alerts are warnings; overdue by this many days they turn critical "
+        "(empty: never).",
+    )
+    policy = models.ForeignKey(
+        "alerts.EscalationPolicy",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who is told when maintenance falls due (empty: the default policy).",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -383,7 +433,7 @@ class WorkOrder(models.Model):
 
 class MaintenanceDue(models.Model):
     """An asset's next preventive-maintenance date (the earliest over its schedules), kept
-    up to date by workflows.services.refresh_maintenance_due; shown as `maintenance_due`."""
+    up to date by workflows.maintenance.refresh_maintenance_due; shown as `maintenance_due`."""
 
     asset = models.OneToOneField(Asset, on_delete=models.CASCADE, related_name="maintenance")
     due_on = models.DateField(db_index=True)

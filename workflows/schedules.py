@@ -1,9 +1,11 @@
-"""Preventive-maintenance due dates and recall serial ranges, plain Python (no Django)."""
+"""Preventive-maintenance due dates, the maintenance alert's state and severity, and recall
+serial ranges, plain Python (no Django)."""
 
 from __future__ import annotations
 
 import calendar as _calendar
 import re
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 OK = "ok"
@@ -49,6 +51,38 @@ def due_state(due: date, today: date, soon_days: int) -> str:
     if due <= today + timedelta(days=soon_days):
         return DUE_SOON
     return OK
+
+
+# --- maintenance alerts ----------------------------------------------------------------------
+
+ALERT_DUE = "due"
+ALERT_OVERDUE = "overdue"
+
+
+@dataclass(frozen=True)
+class MaintenanceAlertLevel:
+    """What an asset's maintenance alert says today: `due` (severity info) from `days_before`
+    the due date through the due date itself, then `overdue` (warning), turning critical once
+    overdue by `critical_after_days`. `days_overdue` is negative while the date is ahead."""
+
+    state: str
+    severity: str
+    days_overdue: int
+
+
+def maintenance_alert(
+    due: date, today: date, *, days_before: int = 0, critical_after_days: int | None = 30
+) -> MaintenanceAlertLevel | None:
+    """The alert an (asset, schedule) needs today, or None while the due date is further away
+    than `days_before`. The severity only rises as the days pass."""
+    days_overdue = (today - due).days
+    if days_overdue < -days_before:
+        return None
+    if days_overdue <= 0:
+        return MaintenanceAlertLevel(ALERT_DUE, "info", days_overdue)
+    if critical_after_days is not None and days_overdue >= critical_after_days:
+        return MaintenanceAlertLevel(ALERT_OVERDUE, "critical", days_overdue)
+    return MaintenanceAlertLevel(ALERT_OVERDUE, "warning", days_overdue)
 
 
 _PARTS = re.compile(r"(\d+)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from workflows import devicehealth, maintenance, par, zones
+from workflows import devicehealth, maintenance, par, status, zones
 
 
 @shared_task(ignore_result=True)
@@ -30,3 +30,13 @@ def snapshot_batteries() -> int:
 @shared_task(ignore_result=True)
 def refresh_maintenance_due() -> int:
     return maintenance.refresh_maintenance_due()
+
+
+@shared_task(ignore_result=True)
+def check_maintenance_alerts() -> dict:
+    return maintenance.check_maintenance_alerts()
+
+
+@shared_task(ignore_result=True)
+def reconcile_status_history() -> dict:
+    return status.reconcile_status_history()

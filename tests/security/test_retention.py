@@ -36,6 +36,8 @@ PERIODIC_TASKS = {
     "workflows.tasks.check_device_health": "no deletion",
     "workflows.tasks.snapshot_batteries": "no deletion",
     "workflows.tasks.refresh_maintenance_due": "replaces the derived due-date rows only",
+    "workflows.tasks.check_maintenance_alerts": "no deletion",
+    "workflows.tasks.reconcile_status_history": "no deletion",
 }
 
 

@@ -81,6 +81,8 @@ def test_the_beat_schedule_runs_every_workflow_task():
         "workflows.tasks.check_device_health",
         "workflows.tasks.snapshot_batteries",
         "workflows.tasks.refresh_maintenance_due",
+        "workflows.tasks.check_maintenance_alerts",
+        "workflows.tasks.reconcile_status_history",
     } <= tasks
     for name in tasks:
         if name.startswith("workflows."):

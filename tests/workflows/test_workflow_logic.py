@@ -1,5 +1,6 @@
 """The workflows' plain-Python decisions: zone rules, par states, geofence crossings, quiet
-hours, maintenance calendars, recall serial ranges, battery forecasts, utilisation maths."""
+hours, maintenance calendars and alert levels, recall serial ranges, battery forecasts,
+utilisation maths."""
 
 from __future__ import annotations
 
@@ -153,6 +154,43 @@ def test_due_states():
     assert schedules.due_state(date(2026, 5, 9), today, 14) == schedules.OVERDUE
     assert schedules.due_state(date(2026, 5, 24), today, 14) == schedules.DUE_SOON
     assert schedules.due_state(date(2026, 5, 25), today, 14) == schedules.OK
+
+
+@pytest.mark.parametrize(
+    ("today", "state", "severity", "days_overdue"),
+    [
+        (date(2026, 5, 2), None, None, None),
+        (date(2026, 5, 3), "due", "info", -7),
+        (date(2026, 5, 10), "due", "info", 0),
+        (date(2026, 5, 11), "overdue", "warning", 1),
+        (date(2026, 6, 8), "overdue", "warning", 29),
+        (date(2026, 6, 9), "overdue", "critical", 30),
+    ],
+)
+def test_a_maintenance_alert_is_due_then_overdue_then_critical(
+    today, state, severity, days_overdue
+):
+    level = schedules.maintenance_alert(
+        date(2026, 5, 10), today, days_before=7, critical_after_days=30
+    )
+    if state is None:
+        assert level is None
+    else:
+        assert (level.state, level.severity, level.days_overdue) == (
+            state,
+            severity,
+            days_overdue,
+        )
+
+
+def test_maintenance_alert_defaults_open_on_the_due_date_and_may_never_turn_critical():
+    due = date(2026, 5, 10)
+    assert schedules.maintenance_alert(due, date(2026, 5, 9)) is None
+    assert schedules.maintenance_alert(due, due).state == schedules.ALERT_DUE
+    years_late = schedules.maintenance_alert(due, date(2029, 1, 1), critical_after_days=None)
+    assert years_late.severity == "warning"
+    at_once = schedules.maintenance_alert(due, date(2026, 5, 11), critical_after_days=0)
+    assert at_once.severity == "critical"
 
 
 def test_serial_ranges_compare_digit_runs_as_numbers():

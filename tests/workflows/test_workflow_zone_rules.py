@@ -53,10 +53,12 @@ def test_soiled_then_clean_utility_cycles_the_status(
     assert change.zone == ward["zones"]["soiled-utility"]
     assert change.stay == ZoneStay.objects.get(asset=pump, left_at__isnull=True)
     assert change.actor is None
+    assert (change.source, change.needs_reconciling) == ("zone-rule", False)
     entry = LogEntry.objects.get_for_object(pump).filter(additional_data__source="zone-rule").get()
     assert entry.changes_dict["status"] == ["in-use", "needs-cleaning"]
     assert entry.additional_data["rule"] == "Soiled utility: needs cleaning"
     assert entry.actor is None
+    assert entry.additional_data["status_change_id"] == change.pk
     floor_id = ward["floor"].pk
     assert (pump.pk, floor_id, "needs-cleaning", "present") in pushed
 
