@@ -233,6 +233,10 @@ def run_scenario(scenario: Scenario, seed: int, duration_s: float, workdir: Path
     }
 
 
+#: EngineConfig fields set with --engine NAME=VALUE, for every scenario (tried, not defaults).
+ENGINE_OPTIONS: dict[str, float] = {}
+
+
 def run_methods(
     site: SiteSpec, readings, truth, workdir: Path, name: str, config=None, mobility=None
 ):
@@ -241,6 +245,7 @@ def run_methods(
     write_trace(trace_path, readings)
     out_path = workdir / f"{name}-estimates.csv"
     results: dict[str, dict] = {}
+    config = dataclasses.replace(config or EngineConfig(), **ENGINE_OPTIONS)
     started = time.process_time()
     with open(trace_path, newline="") as trace, open(out_path, "w", newline="") as out:
         replay_file(site, trace, out, config=config, mobility_for_tag=mobility)
@@ -464,7 +469,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-tags", type=int, default=10_000)
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--no-real", action="store_true", help="skip the recorded datasets")
+    parser.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an EngineConfig number to try instead of its default, e.g. quiet_solve_max_s=6",
+    )
     args = parser.parse_args(argv)
+    fields = {f.name for f in dataclasses.fields(EngineConfig)}
+    for option in args.engine:
+        name, _, value = option.partition("=")
+        if name not in fields:
+            parser.error(f"--engine {option}: EngineConfig has no field {name!r}")
+        ENGINE_OPTIONS[name] = float(value)
     seeds = 1 if args.quick else args.seeds
     duration = 300.0 if args.quick else args.duration
     report = {

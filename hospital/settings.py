@@ -341,6 +341,9 @@ WARDWISE = {
     # Learn scanner calibration online in the workers (off: offsets come from the database,
     # maintained by `manage.py calibrate_scanners`; see docs/localization.md).
     "SELF_CALIBRATION": env_bool("WARDWISE_SELF_CALIBRATION", False),
+    # Seconds a settled parked tag whose radio has not changed may go without a new solve
+    # (0: solve every interval). Saves worker CPU; costs a little room accuracy on real data.
+    "QUIET_SOLVE_MAX_S": env_float("WARDWISE_QUIET_SOLVE_MAX_S", 0.0),
     # Find-nearest walking graph (hospital/wayfinding.py): the narrowest shared wall that counts
     # as a door, metres per level by stairs or lift, and the cost of changing floors where a
     # floor has no stairs or lift drawn.

@@ -64,7 +64,10 @@ for _model in (Floor, Zone, Scanner, Asset, Tag, AssetType):
 
 
 def engine_config() -> EngineConfig:
-    return EngineConfig(self_calibration=settings.WARDWISE["SELF_CALIBRATION"])
+    return EngineConfig(
+        self_calibration=settings.WARDWISE["SELF_CALIBRATION"],
+        quiet_solve_max_s=settings.WARDWISE["QUIET_SOLVE_MAX_S"],
+    )
 
 
 class SiteRuntime:

@@ -126,10 +126,11 @@ class EngineConfig:
 
     solve_interval_s: float = 1.0
     solve_interval_still_s: float = 2.0
-    # A still tag whose smoothed RSSI has not changed beyond its noise since the last solve
-    # (chi-square over its scanners, `quiet_evidence_z` standard deviations) is not solved
-    # again for up to this long: the answer would be the same. 0 solves on every interval.
-    quiet_solve_max_s: float = 6.0
+    # A settled still tag whose smoothed RSSI has not changed beyond its noise since the last
+    # solve (chi-square over its scanners, `quiet_evidence_z` standard deviations) is not solved
+    # again for up to this long. 0 (default) solves on every interval: quiet solving saves CPU
+    # at a small cost in room accuracy on real data (docs/localization.md).
+    quiet_solve_max_s: float = 0.0
     quiet_evidence_z: float = 2.0
     max_iterations: int = 5
     zone_hypotheses: int = 4

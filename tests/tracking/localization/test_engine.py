@@ -203,7 +203,7 @@ def _jitter(k, i):
 
 
 def test_a_parked_tag_whose_radio_does_not_change_is_solved_rarely_but_regularly(two_rooms):
-    still = EngineConfig(self_calibration=False)
+    still = EngineConfig(self_calibration=False, quiet_solve_max_s=6.0)
     readings = readings_for(two_rooms, TAG, 2.0, 2.5, "L1", 60, noise=_jitter)
     every_interval = _estimates_per_tag(
         LocalizationEngine(two_rooms, dataclasses.replace(still, quiet_solve_max_s=0)), readings
@@ -217,7 +217,7 @@ def test_a_parked_tag_whose_radio_does_not_change_is_solved_rarely_but_regularly
 
 
 def test_a_tag_that_moves_is_solved_on_every_interval_again(two_rooms):
-    config = EngineConfig(self_calibration=False)
+    config = EngineConfig(self_calibration=False, quiet_solve_max_s=6.0)
     engine = LocalizationEngine(two_rooms, config)
     parked = readings_for(two_rooms, TAG, 2.0, 2.5, "L1", 30, noise=_jitter)
     moved = readings_for(two_rooms, TAG, 8.0, 2.5, "L1", 10, start=1030.0, noise=_jitter)
@@ -229,6 +229,7 @@ def test_a_tag_that_moves_is_solved_on_every_interval_again(two_rooms):
 
 def test_quiet_solving_survives_the_state_round_trip(two_rooms):
     engine = LocalizationEngine(two_rooms, EngineConfig(self_calibration=False))
+    assert engine.config.quiet_solve_max_s == 0  # off unless asked for
     run(engine, readings_for(two_rooms, TAG, 2.0, 2.5, "L1", 10, noise=_jitter))
     exported = json.loads(json.dumps(engine.export_state(TAG)))
     assert exported["solved_rssi"]

@@ -1,0 +1,186 @@
+"""Worker capacity: readings a pipeline worker turns into positions per CPU-second.
+
+    python -m bench.worker                                  # 10,000 readings/s for 2 x 10 s
+    python -m bench.worker --engine quiet_solve_max_s=6     # the same with an engine option,
+                                                            # compared with the defaults in one run
+
+The end-to-end benchmark (bench.load) measures the whole stack; this one isolates the worker,
+which is where the localization engine runs. It prepares the same hospital as bench.load
+(PostgreSQL database `wardwise_bench`, Redis database 7, 10,000 tagged assets, 250 scanners),
+fills the shard streams with simulated gateway batches (bench.loadgen's radio links: each tag heard
+by its 6 nearest scanners, at the offered rate), lets `tracking.pipeline.process_shard` warm up on
+the first half (tag states created, locations and stays written) and then times the second half:
+CPU seconds of this process (not wall time, so other load on the machine distorts it less; the
+PostgreSQL and Redis servers' CPU is not included) per reading applied and per position.
+
+Each configuration runs on a fresh database and Redis, in its own subprocess, in the same run, so
+the ratio between them is the figure to trust. Results go to bench/results/worker.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.load import RESULTS_DIR, machine, stack_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=int, default=10_000, help="readings/s of event time")
+    parser.add_argument("--seconds", type=int, default=10, help="seconds warmed, then timed")
+    parser.add_argument("--tags", type=int, default=10_000)
+    parser.add_argument("--floors", type=int, default=5)
+    parser.add_argument("--rooms-per-side", type=int, default=25)
+    parser.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="EngineConfig number for the compared run (the baseline keeps the defaults)",
+    )
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # child: run one configuration
+    return parser.parse_args(argv)
+
+
+def child(args: argparse.Namespace) -> dict:
+    """One configuration, in this process: prepare, fill, warm, time."""
+    from bench.load import prepare
+
+    args.env, args.bench_db, args.redis_db = [], "wardwise_bench", 7
+    prepared = prepare(args)
+    import numpy as np
+
+    from tracking import bus, pipeline
+    from tracking.ingestion import RssiReading
+
+    options = json.loads(args.one)
+    default_config = pipeline.engine_config
+    pipeline.engine_config = lambda: dataclasses.replace(default_config(), **options)
+
+    links = prepared["links"]
+    link_count = sum(len(tags) for tags, _ in links.values())
+    probability = min(1.0, args.rate / link_count)
+    rng = np.random.default_rng(3)
+    start = time.time() - 2 * args.seconds - 10
+
+    def publish(seconds: range) -> int:
+        count = 0
+        for second in seconds:
+            for phase, (serial, (tags, means)) in enumerate(sorted(links.items())):
+                heard = np.nonzero(rng.random(len(tags)) < probability)[0]
+                stamp = start + second + (phase % 1000) / 1000
+                noise = rng.normal(0.0, 4.0, len(heard))
+                readings = [
+                    RssiReading(stamp, tags[i], float(round(means[i] + n)))
+                    for i, n in zip(heard, noise, strict=True)
+                ]
+                bus.publish(serial, readings, stamp)
+                count += len(readings)
+        return count
+
+    def drain(now: float) -> tuple[int, int]:
+        applied = estimates = 0
+        for shard in range(bus.shard_count()):
+            report = pipeline.process_shard(shard, now=now)
+            applied += report.applied
+            estimates += report.estimates
+        return applied, estimates
+
+    pipeline.site_runtime()
+    publish(range(args.seconds))
+    drain(start + args.seconds + 0.1)
+    published = publish(range(args.seconds, 2 * args.seconds))
+    cpu = time.process_time()
+    applied, estimates = drain(time.time() + 60)
+    cpu = time.process_time() - cpu
+    return {
+        "engine_options": options,
+        "readings_published": published,
+        "readings_applied": applied,
+        "positions": estimates,
+        "cpu_s": round(cpu, 2),
+        "readings_per_cpu_s": round(applied / cpu),
+        "cpu_us_per_position": round(1e6 * cpu / max(estimates, 1)),
+    }
+
+
+def run_one(args: argparse.Namespace, options: dict) -> dict:
+    env = {**stack_env(argparse.Namespace(env=[])), "WARDWISE_SELF_CALIBRATION": "false"}
+    command = [
+        sys.executable, "-m", "bench.worker", "--one", json.dumps(options),
+        "--rate", str(args.rate), "--seconds", str(args.seconds), "--tags", str(args.tags),
+        "--floors", str(args.floors), "--rooms-per-side", str(args.rooms_per_side),
+    ]  # fmt: skip
+    done = subprocess.run(  # nosec B603
+        command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        raise RuntimeError(f"worker benchmark failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "# Worker capacity",
+        "",
+        f"`{report['command']}` at {report['when']}; {report['machine']['cpus']} CPUs, load "
+        f"average {' / '.join(report['machine']['load_average'])} at the start.",
+        "",
+        "| engine options | readings applied | positions | CPU s | readings per CPU-s | "
+        "CPU us per position |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in report["runs"]:
+        options = ", ".join(f"{k}={v:g}" for k, v in run["engine_options"].items()) or "defaults"
+        lines.append(
+            f"| {options} | {run['readings_applied']:,} | {run['positions']:,} | "
+            f"{run['cpu_s']} | {run['readings_per_cpu_s']:,} | {run['cpu_us_per_position']:,} |"
+        )
+    if len(report["runs"]) == 2:
+        base, other = report["runs"]
+        ratio = other["readings_per_cpu_s"] / base["readings_per_cpu_s"]
+        lines += ["", f"Readings per CPU-second, compared run / defaults: {ratio:.2f}x."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.one is not None:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hospital.settings")
+        import django
+
+        django.setup()
+        print(json.dumps(child(args)))
+        return
+    options = {}
+    for option in args.engine:
+        name, _, value = option.partition("=")
+        options[name] = float(value)
+    report = {
+        "command": "python -m bench.worker " + " ".join(sys.argv[1:] if argv is None else argv),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine(),
+        "runs": [],
+    }
+    for configuration in [{}, options] if options else [{}]:
+        print(f"running with {configuration or 'the engine defaults'} ...", flush=True)
+        report["runs"].append(run_one(args, configuration))
+        print("  ", report["runs"][-1], flush=True)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "worker.json").write_text(json.dumps(report, indent=1) + "\n")
+    text = markdown(report)
+    (RESULTS_DIR / "worker.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
