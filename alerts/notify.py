@@ -53,9 +53,14 @@ class Notification:
 
     @property
     def body(self) -> str:
+        closing = (
+            "It was over before its readings arrived: check what it may have affected."
+            if self.state == "resolved"
+            else "Acknowledge it in Wardwise to stop reminders and escalation."
+        )
         return (
             f"{self.message}\n\nAlert #{self.alert_id}, {self.state}, escalation tier {self.tier}."
-            "\nAcknowledge it in Wardwise to stop reminders and escalation."
+            f"\n{closing}"
         )
 
 

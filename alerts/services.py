@@ -1,7 +1,9 @@
 """The alert lifecycle, one for the whole product: open -> acknowledged -> resolved, updated in
 place, every step on the alert's timeline, on the live console and (through django-auditlog) in
 the audit trail. Sources (cold chain, RTLS workflows) call `report_condition` / `clear_condition`
-or the finer-grained functions below; nothing here knows about sensors or assets."""
+or the finer-grained functions below; nothing here knows about sensors or assets, except that an
+unresolved alert of a sensor sets its live state's `unresolved_alerts` flag (`_mark_unresolved`).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from alerts.notify import Notification, Recipient, notifier, notifier_class
 
 log = logging.getLogger("wardwise.alerts")
 UNSET = object()
+PAST_INCIDENT_NOTE = "condition was already over when its readings arrived"
 
 
 class AlertError(ValueError):
@@ -85,13 +88,31 @@ def open_alert(
         alert.state = AlertState.RESOLVED
         alert.resolved_at = now
         alert.resolved_automatically = True
-        alert.resolution_note = "condition was already over when its readings arrived"
+        alert.resolution_note = PAST_INCIDENT_NOTE
         alert.save()
         _event(alert, AlertEvent.Kind.CONDITION_ENDED, at=now, condition_ended_at=_iso(ended_at))
         _event(alert, AlertEvent.Kind.RESOLVED, at=now, message=alert.resolution_note)
+    else:
+        _mark_unresolved(alert)
     live.broadcast(alert, "opened")
-    _advance_escalation(alert, now)
+    if resolved_at is None:
+        _advance_escalation(alert, now)
+    else:
+        _notify_past_incident(alert, now)
     return alert
+
+
+def _mark_unresolved(alert: Alert) -> None:
+    """A sensor's alert is unresolved: set its state's `unresolved_alerts`, so that uploads look
+    for the alert again (environment.monitoring skips the query while the flag is clear, and
+    only the rule engine clears it, under the state row's lock)."""
+    if alert.sensor_id is None:
+        return
+    from environment.models import SensorState
+
+    SensorState.objects.filter(sensor_id=alert.sensor_id, unresolved_alerts=False).update(
+        unresolved_alerts=True
+    )
 
 
 @transaction.atomic
@@ -223,6 +244,7 @@ def reopen(alert: Alert, reason: str, *, now: datetime | None = None) -> Alert:
     alert.resolved_automatically = False
     alert.ended_at = None
     alert.save()
+    _mark_unresolved(alert)
     _event(alert, AlertEvent.Kind.CONDITION_RETURNED, at=now, message=reason)
     live.broadcast(alert, "reopened")
     _advance_escalation(alert, now)
@@ -356,6 +378,32 @@ def _advance_escalation(alert: Alert, now: datetime) -> str | None:
     if action == escalation.ESCALATE and not first:
         live.broadcast(alert, "escalated")
     return action
+
+
+def _notify_past_incident(alert: Alert, now: datetime) -> None:
+    """An incident found in late readings that was over before they arrived: stored resolved,
+    so it never escalates or repeats, but the policy's first tier is still told once (it may
+    have to check the stock), and the channels that follow alerts to their end (webhooks) also
+    learn that it is resolved."""
+    tiers = _tiers(alert.policy)
+    if not tiers:
+        return
+    first = tiers[0]
+    reason = "found in late readings, already over"
+    alert.tier = first.position
+    alert.last_notified_at = now
+    alert.notifications_sent += 1
+    alert.save(update_fields=["tier", "last_notified_at", "notifications_sent", "updated_at"])
+    _event(
+        alert,
+        AlertEvent.Kind.NOTIFIED,
+        at=now,
+        message=reason,
+        tier=first.position,
+        channels=list(first.channels),
+    )
+    _schedule(alert, [first], reason, notify.OPENED)
+    _notify_lifecycle(alert, notify.RESOLVED, "resolved automatically: " + PAST_INCIDENT_NOTE)
 
 
 def _notify_told_tiers(alert: Alert, reason: str, now: datetime) -> None:

@@ -8,7 +8,10 @@ What it does: drops and creates the PostgreSQL database `wardwise_bench_coldchai
 database 8, migrates and loads a generated hospital with tagged assets (bench.load's `prepare`),
 then adds the sensors, each with its own device token, held to a copy of the vaccine-refrigerator
 profile (2-8 °C) with an alarm delay and a hysteresis of two intervals, and a facilities user's
-session. It starts the ASGI server and Celery workers (bench.load's `Stack`), then at once:
+session. It starts the servers and Celery workers (bench.load's `Stack`; by default the layout of
+docs/deployment.md: HTTP through gunicorn, `--web-procs` workers of `--http-threads` threads,
+websockets through one uvicorn process; `--server uvicorn|daphne` serves everything through the
+ASGI server), then at once:
 - the RSSI load of the tracking pipeline (bench.loadgen's gateways) at `--rssi-rate`;
 - the sensors (bench.coldchaingen), one request per reading, every `--interval` s; one sensor in
   `--excursion-one-in` has an excursion every `--excursion-every` s;
@@ -29,9 +32,11 @@ killed on exit, error or Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -62,8 +67,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain", type=float, default=15.0, help="seconds to wait for alerts")
     parser.add_argument("--excursion-one-in", type=int, default=10, help="1 sensor in N has them")
     parser.add_argument("--excursion-every", type=float, default=120.0, help="s between excursions")
-    parser.add_argument("--server", choices=("uvicorn", "daphne"), default="uvicorn")
-    parser.add_argument("--web-procs", type=int, default=2, help="ASGI server processes")
+    parser.add_argument(
+        "--server",
+        choices=("gunicorn", "uvicorn", "daphne"),
+        default="gunicorn",
+        help="gunicorn: HTTP through gunicorn, websockets through one uvicorn process "
+        "(docs/deployment.md); uvicorn, daphne: everything through the ASGI server",
+    )
+    parser.add_argument(
+        "--web-procs", type=int, default=2, help="HTTP server processes (gunicorn or ASGI)"
+    )
+    parser.add_argument(
+        "--http-threads",
+        type=int,
+        default=4,
+        help="threads per gunicorn worker (gthread workers; 1: sync workers)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--floors", type=int, default=2)
     parser.add_argument("--rooms-per-side", type=int, default=20)
@@ -82,9 +101,65 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             f"{args.sensors} sensors/{args.interval:g}s + {args.rssi_rate} rssi/s "
             f"{args.server} web={args.web_procs} workers={args.workers}"
         )
+        if args.server == "gunicorn" and args.http_threads > 1:
+            args.label += f" threads={args.http_threads}"
         if args.env:
             args.label += " " + " ".join(args.env)
     return args
+
+
+#: Port of gunicorn in the `--server gunicorn` layout (the ASGI server keeps bench.load's PORT).
+HTTP_PORT = load.free_port()
+
+
+class Stack(load.Stack):
+    """bench.load's stack, plus the production layout of docs/deployment.md: HTTP (the REST
+    ingestion) through gunicorn, websockets through one ASGI process beside it."""
+
+    def start(self) -> None:
+        if self.args.server != "gunicorn":
+            super().start()
+            return
+        http_procs = self.args.web_procs
+        self.args.server, self.args.web_procs = "uvicorn", 1
+        try:
+            super().start()
+        finally:
+            self.args.server, self.args.web_procs = "gunicorn", http_procs
+        worker_class = ["--threads", str(self.args.http_threads)]
+        if self.args.http_threads > 1:
+            worker_class += ["--worker-class", "gthread"]
+        self.spawn(
+            "http",
+            [
+                sys.executable, "-m", "gunicorn", "hospital.wsgi:application",
+                "--bind", f"127.0.0.1:{HTTP_PORT}", "--workers", str(http_procs),
+                *worker_class, "--backlog", "4096", "--log-level", "warning",
+                # Longer than the probes' idle keep-alive (60 s): the client closes first, so it
+                # never sends on a connection the server is closing.
+                "--keep-alive", "75",
+            ],
+        )  # fmt: skip
+
+    def wait_ready(self, redis_client, timeout_s: float = 240.0) -> None:
+        super().wait_ready(redis_client, timeout_s)
+        if self.args.server != "gunicorn":
+            return
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            self.check_alive()
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", HTTP_PORT), 1),
+            ):
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"gunicorn not ready after {timeout_s:.0f} s; logs in {self.workdir}")
+
+    @property
+    def http_url(self) -> str:
+        port = HTTP_PORT if self.args.server == "gunicorn" else load.PORT
+        return f"http://127.0.0.1:{port}"
 
 
 def prepare(args: argparse.Namespace) -> dict:
@@ -138,13 +213,12 @@ def prepare(args: argparse.Namespace) -> dict:
     return {**prepared, "sensors": tokens, "facilities_session": session.session_key}
 
 
-def spawn_load(stack: load.Stack, prepared: dict, args, run_id: str) -> dict:
+def spawn_load(stack: Stack, prepared: dict, args, run_id: str) -> dict:
     """The RSSI gateways, the sensors and the console, as separate processes."""
     workdir = stack.workdir
-    base_url = f"http://127.0.0.1:{load.PORT}"
     start_at = time.time() + 5.0
     common = {
-        "base_url": base_url,
+        "base_url": stack.http_url,
         "start_at": start_at,
         "duration_s": args.warmup + args.duration,
         "drain_s": args.drain,
@@ -155,7 +229,7 @@ def spawn_load(stack: load.Stack, prepared: dict, args, run_id: str) -> dict:
         "console": {
             **common,
             "ws_url": f"ws://127.0.0.1:{load.PORT}/ws/alerts/",
-            "origin": base_url,
+            "origin": f"http://127.0.0.1:{load.PORT}",
             "sessionid": prepared["facilities_session"],
         },
         "sensors": {
@@ -211,7 +285,7 @@ def unstored(acknowledged: list) -> int:
     return sum(1 for serial, ts in acknowledged if (serial, ts) not in stored)
 
 
-def measure(args, stack: load.Stack, sampler: Sampler, spawned: dict, run_id: str) -> dict:
+def measure(args, stack: Stack, sampler: Sampler, spawned: dict, run_id: str) -> dict:
     start_at = spawned["start_at"]
     window = (start_at + args.warmup, start_at + args.warmup + args.duration)
     names = [n for n in stack.processes if n.endswith(run_id)]
@@ -319,13 +393,17 @@ def run(args: argparse.Namespace) -> dict:
     print(f"  prepared in {time.time() - t0:.0f} s: {len(prepared['sensors'])} sensors, "
           f"{len(prepared['scanners'])} scanners, {args.tags} tags", flush=True)  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="wardwise-coldchain-"))
-    stack = load.Stack(args, workdir)
+    stack = Stack(args, workdir)
     try:
         stack.start()
         stack.wait_ready(bus.client())
         print(f"  stack ready (logs in {workdir})", flush=True)
+        web = "uvicorn, websockets" if args.server == "gunicorn" else args.server
+        servers = [Group(f"web ({web})", root=stack.processes["web"].pid)]
+        if "http" in stack.processes:
+            servers.append(Group("http (gunicorn)", root=stack.processes["http"].pid))
         sampler = Sampler(
-            [Group(f"web ({args.server})", root=stack.processes["web"].pid)]
+            servers
             + [
                 Group(name, root=process.pid)
                 for name, process in stack.processes.items()
@@ -349,6 +427,7 @@ def run(args: argparse.Namespace) -> dict:
         "config": {
             "server": args.server,
             "web_processes": args.web_procs,
+            "http_threads": args.http_threads,
             "celery_workers": args.workers,
             "sensors": args.sensors,
             "interval_s": args.interval,
@@ -402,7 +481,7 @@ def markdown(all_results: dict) -> str:
             "",
             f"`{report['command']}` at {report['when']}; {host['cpus']} CPUs ({host['cpu_model']}),"
             f" load average at the end of the run {' '.join(host['load_average'])}; "
-            f"{config['server']} x{config['web_processes']}, "
+            f"{_servers(config)}, "
             f"{config['celery_workers']} Celery workers; "
             f"{config['duration_s']:.0f} s measured after {config['warmup_s']:.0f} s warm-up.",
             "",
@@ -434,6 +513,14 @@ def markdown(all_results: dict) -> str:
             lines.append(f"| {name} | {figures['cpu_pct']} | {figures['rss_mb_max']} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _servers(config: dict) -> str:
+    if config["server"] != "gunicorn":
+        return f"{config['server']} x{config['web_processes']}"
+    threads = config.get("http_threads", 1)
+    workers = "sync workers" if threads <= 1 else f"workers x {threads} threads"
+    return f"gunicorn x{config['web_processes']} {workers} (HTTP) + uvicorn x1 (websockets)"
 
 
 def save(report: dict) -> None:

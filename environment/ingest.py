@@ -1,23 +1,77 @@
-"""Storing environmental readings (CONTRACT.md section 4).
+"""Storing environmental readings (CONTRACT.md section 4), and evaluating them.
 
 Everything accepted is committed to the database before the caller answers `202`: these are
-compliance records and the device deletes its copy on a 2xx. The sensors' state rows are locked
-while their readings are inserted, so per sensor the reading ids follow commit order and the rule
-engine's watermark (`SensorState.evaluated_through`) never skips a reading.
+compliance records and the device deletes its copy on a 2xx. One upload is one transaction:
+
+1. lock the sensors' state rows (`SensorState`, fetched with the sensor, its profile, zone and
+   escalation policy in the same statement);
+2. insert the batch record and the readings in one statement (`INSERT ... ON CONFLICT DO NOTHING
+   RETURNING`: exactly the new rows come back, with their ids);
+3. run the rule engine over the new readings (environment.monitoring.evaluate_locked), reusing the
+   locked state row, and save the state once.
+
+Because the state rows stay locked from before the insert to the commit, per sensor the reading
+ids follow commit order and the engine's watermark (`SensorState.evaluated_through`) never skips a
+reading; a second upload for the same sensor waits for the first. A failing evaluation never fails
+the upload: it leaves `pending_evaluation` set, and the periodic task evaluates the readings later.
 """
 
 from __future__ import annotations
 
+import functools
+from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils.dateparse import parse_datetime
 
-from environment.models import EnvironmentReading, ReadingBatch, Sensor, SensorState
+from environment import monitoring
+from environment.models import (
+    EnvironmentReading,
+    ReadingBatch,
+    Sensor,
+    SensorState,
+    ThresholdProfile,
+)
 from environment.validation import EnvReading, ValidatedBatch
 
 INSERT_CHUNK = 1000
+
+#: A reading just inserted, as the rule engine and the state need it (a row's attribute names).
+StoredReading = namedtuple(
+    "StoredReading", "pk ts temperature_c humidity_pct battery_pct door_open"
+)
+
+_READING_COLUMNS = (
+    "sensor_id, ts, temperature_c, humidity_pct, battery_pct, door_open, received_at, batch_id"
+)
+# Typed, so that a column of NULLs in a VALUES list is not taken for text.
+_READING_VALUES = (
+    "(%s::bigint, %s::timestamptz, %s::double precision, %s::double precision, "
+    "%s::double precision, %s::boolean)"
+)
+_READING_TABLE = EnvironmentReading._meta.db_table
+_BATCH_TABLE = ReadingBatch._meta.db_table
+_INSERT_BATCH = (
+    f"INSERT INTO {_BATCH_TABLE} "  # noqa: S608  # nosec B608
+    "(scanner_id, sensor_id, batch_id, received_at, accepted, duplicates, rejected) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
+_STATE_FIELDS = [
+    "evaluated_through",
+    "pending_evaluation",
+    "unresolved_alerts",
+    "last_ts",
+    "last_received_at",
+    "temperature_c",
+    "humidity_pct",
+    "battery_pct",
+    "door_open",
+    "monitor",
+    "updated_at",
+]
 
 
 @dataclass
@@ -41,9 +95,15 @@ class IngestOutcome:
 
 def authorize(batch: ValidatedBatch, *, sensor=None, scanner=None) -> dict[str, Sensor]:
     """The sensors this device may upload for, among those the batch names. Readings of other
-    sensors are rejected one by one with the reason."""
+    sensors are rejected one by one with the reason.
+
+    A sensor posting its own readings (the usual upload) needs no query: its token came with the
+    sensor row, fresh (every change to a sensor makes the token be verified again)."""
     serials = {r.sensor for r in batch.readings}
-    known = {s.serial: s for s in Sensor.objects.filter(serial__in=serials)}
+    if sensor is not None and serials <= {sensor.serial}:
+        known = {sensor.serial: sensor} if serials else {}
+    else:
+        known = {s.serial: s for s in Sensor.objects.filter(serial__in=serials)}
     allowed: dict[str, Sensor] = {}
     reasons: dict[str, str] = {}
     for serial in serials:
@@ -69,30 +129,26 @@ def authorize(batch: ValidatedBatch, *, sensor=None, scanner=None) -> dict[str, 
 
 
 def store(
-    batch: ValidatedBatch, sensors: dict[str, Sensor], *, now: datetime, sensor=None, scanner=None
+    batch: ValidatedBatch,
+    sensors: dict[str, Sensor],
+    *,
+    now: datetime,
+    sensor=None,
+    scanner=None,
 ) -> IngestOutcome:
-    """Insert the batch's readings durably; a reading already stored counts as a duplicate (or is
-    rejected when the stored one differs). Returns the counts the device is answered with."""
+    """Insert the batch's readings durably and run the rules over them, in one transaction. A
+    reading already stored counts as a duplicate (or is rejected when the stored one differs).
+    Returns the counts the device is answered with."""
     outcome = IngestOutcome(
         duplicates=batch.duplicates, rejected=list(batch.rejected), batch=batch.batch_id
     )
+    rows = {(sensors[r.sensor].pk, datetime.fromtimestamp(r.ts, tz=UTC)): r for r in batch.readings}
+    owner = (None, sensor.pk) if sensor is not None else (scanner.pk, None)
     with transaction.atomic():
-        record, created = _batch_record(batch.batch_id, now, sensor=sensor, scanner=scanner)
+        states = _lock_states(sorted({pk for pk, _ in rows}))
+        counts = (len(rows), outcome.duplicates, len(outcome.rejected))
+        record_id, created, inserted = _insert(batch.batch_id, owner, rows, counts, now)
         outcome.duplicate_batch = not created
-        sensor_ids = sorted({sensors[r.sensor].pk for r in batch.readings})
-        SensorState.objects.bulk_create(
-            [SensorState(sensor_id=pk) for pk in sensor_ids], ignore_conflicts=True
-        )
-        list(
-            SensorState.objects.select_for_update()
-            .filter(sensor_id__in=sensor_ids)
-            .order_by("sensor_id")
-            .values_list("sensor_id", flat=True)
-        )
-        rows = {
-            (sensors[r.sensor].pk, datetime.fromtimestamp(r.ts, tz=UTC)): r for r in batch.readings
-        }
-        inserted = _insert(rows, record, now)
         outcome.accepted = len(inserted)
         leftover = {key: r for key, r in rows.items() if key not in inserted}
         for key, reading in _conflicts(leftover).items():
@@ -104,62 +160,250 @@ def store(
             )
             leftover.pop(key)
         outcome.duplicates += len(leftover)
-        touched = sorted({pk for pk, _ in inserted})
-        if touched:
-            SensorState.objects.filter(sensor_id__in=touched).update(
-                pending_evaluation=True, last_received_at=now
+        if len(inserted) != len(rows) or not created:
+            _count(record_id, created, outcome)
+        by_sensor: dict[int, list[StoredReading]] = {}
+        for (sensor_id, ts), reading_id in inserted.items():
+            r = rows[(sensor_id, ts)]
+            by_sensor.setdefault(sensor_id, []).append(
+                StoredReading(
+                    reading_id, ts, r.temperature_c, r.humidity_pct, r.battery_pct, r.door_open
+                )
             )
-        ReadingBatch.objects.filter(pk=record.pk).update(
-            accepted=record.accepted + outcome.accepted,
-            duplicates=record.duplicates + outcome.duplicates,
-            rejected=record.rejected + len(outcome.rejected),
-        )
-    outcome.sensor_ids = touched
+        for sensor_id in sorted(by_sensor):
+            state = states[sensor_id]
+            state.last_received_at = now
+            new_rows = sorted(by_sensor[sensor_id], key=lambda row: row.ts)
+            monitoring.evaluate_locked(state, new_rows, now=now)
+            _save_state(state)
+    outcome.sensor_ids = sorted(by_sensor)
     return outcome
 
 
-def _batch_record(batch_id, now, *, sensor, scanner) -> tuple[ReadingBatch, bool]:
-    owner = {"sensor": sensor} if sensor is not None else {"scanner": scanner}
-    if not batch_id:
-        return ReadingBatch.objects.create(received_at=now, **owner), True
-    return ReadingBatch.objects.get_or_create(
-        batch_id=batch_id, **owner, defaults={"received_at": now}
-    )
+def _lock_states(sensor_ids: list[int]) -> dict[int, SensorState]:
+    """The sensors' state rows, locked (`FOR UPDATE` of the state rows only) and created when
+    missing, each with its sensor and profile: one statement usually. (The zone and escalation
+    policy, needed only to open an alert, load lazily then.)"""
+    if not sensor_ids:
+        return {}
+    states = _select_states(sensor_ids)
+    missing = [pk for pk in sensor_ids if pk not in states]
+    if missing:
+        SensorState.objects.bulk_create(
+            [SensorState(sensor_id=pk) for pk in missing], ignore_conflicts=True
+        )
+        states.update(_select_states(missing))
+    return states
 
 
-def _insert(rows: dict[tuple[int, datetime], EnvReading], record, now) -> set:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING: exactly the rows that are new."""
-    table = connection.ops.quote_name(EnvironmentReading._meta.db_table)
-    columns = (
-        "sensor_id, ts, temperature_c, humidity_pct, battery_pct, door_open, received_at, batch_id"
-    )
+class _LockQuery:
+    """`SensorState.objects.select_for_update(of=("self",)).select_related("sensor__profile")`,
+    written out once: on this path the ORM's query compilation cost more than the query."""
+
+    models = (SensorState, Sensor, ThresholdProfile)
+
+    def __init__(self) -> None:
+        quote = connection.ops.quote_name
+        aliases = ("st", "se", "pr")
+        self.fields = [list(model._meta.concrete_fields) for model in self.models]
+        columns = ", ".join(
+            f"{alias}.{quote(f.column)}"
+            for alias, fields in zip(aliases, self.fields, strict=True)
+            for f in fields
+        )
+        state, sensor, profile = (quote(model._meta.db_table) for model in self.models)
+        self.sql = (
+            f"SELECT {columns} FROM {state} st "  # noqa: S608  # nosec B608
+            f"JOIN {sensor} se ON se.id = st.sensor_id "
+            f"JOIN {profile} pr ON pr.id = se.profile_id "
+            "WHERE st.sensor_id = ANY(%s) ORDER BY st.sensor_id FOR UPDATE OF st"
+        )
+        self.converters = [
+            [(i, f) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
+            for fields in self.fields
+        ]
+        self.names = [[f.attname for f in fields] for fields in self.fields]
+
+    def instances(self, row: tuple) -> SensorState:
+        made = []
+        start = 0
+        for model, fields, names, converters in zip(
+            self.models, self.fields, self.names, self.converters, strict=True
+        ):
+            values = list(row[start : start + len(fields)])
+            start += len(fields)
+            for i, f in converters:
+                values[i] = f.from_db_value(values[i], None, connection)
+            made.append(model.from_db(connection.alias, names, values))
+        state, sensor, profile = made
+        sensor.profile = profile
+        state.sensor = sensor
+        return state
+
+
+@functools.cache
+def _lock_query() -> _LockQuery:
+    return _LockQuery()
+
+
+def _select_states(sensor_ids: list[int]) -> dict[int, SensorState]:
+    if connection.vendor != "postgresql":  # the embedded demo's SQLite: no row locks to take
+        rows = SensorState.objects.select_related("sensor__profile").filter(
+            sensor_id__in=sensor_ids
+        )
+        return {state.sensor_id: state for state in rows}
+    query = _lock_query()
+    with connection.cursor() as cursor:
+        cursor.execute(query.sql, [list(sensor_ids)])
+        rows = cursor.fetchall()
+    states = (query.instances(row) for row in rows)
+    return {state.sensor_id: state for state in states}
+
+
+def _save_state(state: SensorState) -> None:
+    """`state.save(update_fields=_STATE_FIELDS)` in one plain UPDATE."""
+    fields = [SensorState._meta.get_field(name) for name in _STATE_FIELDS]
+    values = [
+        f.get_db_prep_save(f.pre_save(state, add=False), connection=connection) for f in fields
+    ]
+    assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
+    table = connection.ops.quote_name(SensorState._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} WHERE sensor_id = %s",  # noqa: S608  # nosec B608
+            [*values, state.sensor_id],
+        )
+
+
+def _insert(
+    batch_id: str | None, owner: tuple, rows: dict[tuple[int, datetime], EnvReading], counts, now
+) -> tuple[int, bool, dict]:
+    """Insert the batch record and the readings; returns (batch record id, whether the record is
+    new, {(sensor id, ts): reading id} of exactly the readings that were new).
+
+    The record is written with the counts of a batch whose readings are all new (`_count`
+    corrects them otherwise), in the same statement as the first readings. A resent batch (same
+    device, same batch id) inserts no record: its readings go to the existing one."""
     adapt = connection.ops.adapt_datetimefield_value
     received = adapt(now)
+    record_params = [*owner, batch_id or "", received, *counts]
     items = list(rows.items())
-    inserted: set = set()
+    chunks = [items[i : i + INSERT_CHUNK] for i in range(0, len(items), INSERT_CHUNK)]
+    inserted: dict = {}
+    if connection.vendor != "postgresql":
+        return _insert_portably(batch_id, owner, chunks, counts, now)
     with connection.cursor() as cursor:
-        for start in range(0, len(items), INSERT_CHUNK):
-            chunk = items[start : start + INSERT_CHUNK]
+        if not chunks:
+            cursor.execute(f"{_INSERT_BATCH} RETURNING id", record_params)
+            found = cursor.fetchone()
+            if found is not None:
+                return found[0], True, inserted
+            return _existing_batch(cursor, owner, batch_id), False, inserted
+        values, params = _values(chunks[0])
+        # The record, then the readings that point at it, in one round trip. For a resent batch
+        # the unique batch id leaves `batch` empty, and so the readings are not inserted yet.
+        cursor.execute(
+            f"WITH batch AS ({_INSERT_BATCH} RETURNING id), "  # noqa: S608  # nosec B608
+            f"stored AS ({_insert_readings_sql('batch.id', 'batch, ', values)}) "
+            "SELECT id, NULL, NULL FROM batch UNION ALL SELECT id, sensor_id, ts FROM stored",
+            [*record_params, received, *params],
+        )
+        result = cursor.fetchall()
+        record_id = next((row[0] for row in result if row[1] is None), None)
+        created = record_id is not None
+        if not created:
+            record_id = _existing_batch(cursor, owner, batch_id)
+            result = _insert_chunk(cursor, record_id, received, values, params)
+        for chunk in chunks[1:]:
+            values, params = _values(chunk)
+            result += _insert_chunk(cursor, record_id, received, values, params)
+        inserted.update(
+            ((sensor_id, _aware(ts)), pk) for pk, sensor_id, ts in result if sensor_id is not None
+        )
+    return record_id, created, inserted
+
+
+def _insert_portably(batch_id, owner: tuple, chunks: list, counts, now) -> tuple[int, bool, dict]:
+    """`_insert` for the embedded demo's SQLite: the record first, then plain multi-row inserts
+    (no data-modifying CTE there)."""
+    scanner_id, sensor_id = owner
+    accepted, duplicates, rejected = counts
+    fields = {"received_at": now, "accepted": accepted, "duplicates": duplicates}
+    fields["rejected"] = rejected
+    who = {"scanner_id": scanner_id, "sensor_id": sensor_id}
+    if batch_id:
+        record, created = ReadingBatch.objects.get_or_create(
+            batch_id=batch_id, **who, defaults=fields
+        )
+    else:
+        record, created = ReadingBatch.objects.create(**who, **fields), True
+    adapt = connection.ops.adapt_datetimefield_value
+    received = adapt(now)
+    table = connection.ops.quote_name(_READING_TABLE)
+    inserted: dict = {}
+    with connection.cursor() as cursor:
+        for chunk in chunks:
             params: list = []
-            for (sensor_id, ts), r in chunk:
-                params += [
-                    sensor_id,
-                    adapt(ts),
-                    r.temperature_c,
-                    r.humidity_pct,
-                    r.battery_pct,
-                    r.door_open,
-                    received,
-                    record.pk,
-                ]
+            for (reading_sensor, ts), r in chunk:
+                params += [reading_sensor, adapt(ts), r.temperature_c, r.humidity_pct]
+                params += [r.battery_pct, r.door_open, received, record.pk]
             values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {values} "  # noqa: S608  (names are ours)  # nosec B608
-                "ON CONFLICT (sensor_id, ts) DO NOTHING RETURNING sensor_id, ts",
+                f"INSERT INTO {table} ({_READING_COLUMNS}) VALUES {values} "  # noqa: S608  # nosec B608
+                "ON CONFLICT (sensor_id, ts) DO NOTHING RETURNING id, sensor_id, ts",
                 params,
             )
-            inserted.update((sensor_id, _aware(ts)) for sensor_id, ts in cursor.fetchall())
-    return inserted
+            inserted.update(((s, _aware(ts)), pk) for pk, s, ts in cursor.fetchall())
+    return record.pk, created, inserted
+
+
+def _values(chunk) -> tuple[str, list]:
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list = []
+    for (sensor_id, ts), r in chunk:
+        params += [sensor_id, adapt(ts), r.temperature_c, r.humidity_pct, r.battery_pct]
+        params.append(r.door_open)
+    return ", ".join([_READING_VALUES] * len(chunk)), params
+
+
+def _insert_readings_sql(batch_ref: str, batch_from: str, values: str) -> str:
+    return (
+        f"INSERT INTO {_READING_TABLE} ({_READING_COLUMNS}) "  # noqa: S608  # nosec B608
+        "SELECT v.sensor_id, v.ts, v.temperature_c, v.humidity_pct, v.battery_pct, v.door_open, "
+        f"%s::timestamptz, {batch_ref} FROM {batch_from}(VALUES {values}) AS v "
+        "(sensor_id, ts, temperature_c, humidity_pct, battery_pct, door_open) "
+        "ON CONFLICT (sensor_id, ts) DO NOTHING RETURNING id, sensor_id, ts"
+    )
+
+
+def _insert_chunk(cursor, record_id: int, received, values: str, params: list) -> list:
+    cursor.execute(_insert_readings_sql("%s::bigint", "", values), [received, record_id, *params])
+    return cursor.fetchall()
+
+
+def _existing_batch(cursor, owner: tuple, batch_id: str | None) -> int:
+    scanner_id, sensor_id = owner
+    column, value = (
+        ("sensor_id", sensor_id) if sensor_id is not None else ("scanner_id", scanner_id)
+    )
+    cursor.execute(
+        f"SELECT id FROM {_BATCH_TABLE} WHERE {column} = %s AND batch_id = %s",  # noqa: S608  # nosec B608
+        [value, batch_id],
+    )
+    return cursor.fetchone()[0]
+
+
+def _count(record_id: int, created: bool, outcome: IngestOutcome) -> None:
+    """Correct the batch record's counts (not every reading was new, or the batch was resent:
+    a resent batch's counts add up over its deliveries)."""
+    figures = {
+        "accepted": outcome.accepted,
+        "duplicates": outcome.duplicates,
+        "rejected": len(outcome.rejected),
+    }
+    if not created:
+        figures = {name: F(name) + value for name, value in figures.items()}
+    ReadingBatch.objects.filter(pk=record_id).update(**figures)
 
 
 def _aware(value) -> datetime:

@@ -219,6 +219,14 @@ class SensorState(models.Model):
     pending_evaluation = models.BooleanField(
         default=False, db_index=True, help_text="Stored readings wait for the rule engine."
     )
+    unresolved_alerts = models.BooleanField(
+        default=True,
+        help_text=(
+            "False only when the sensor has no unresolved alert, so an upload can skip looking "
+            "for one. Opening or reopening a sensor's alert sets it (alerts.services); only the "
+            "rule engine clears it, holding this row's lock, after finding none."
+        ),
+    )
     last_ts = models.DateTimeField(null=True, blank=True)
     last_received_at = models.DateTimeField(null=True, blank=True)
     temperature_c = models.FloatField(null=True, blank=True)

@@ -1,7 +1,8 @@
 """Runs the rule engine (environment.rules) over stored readings and turns its incidents into
 alerts (alerts.services). The engine's state per sensor lives in `SensorState.monitor`; readings
-newer than the `evaluated_through` watermark are fed to it after every upload, and the periodic
-task catches up on any sensor an upload could not evaluate."""
+newer than the `evaluated_through` watermark are fed to it in the upload's own transaction
+(environment.ingest calls `evaluate_locked`), and the periodic task catches up on any sensor an
+upload could not evaluate (`check_sensors`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,18 @@ from environment.models import EnvironmentReading, Sensor, SensorState
 
 SOURCE = "environment"
 log = logging.getLogger("wardwise.environment")
+#: What an evaluation changes on the sensor's state row.
+_EVALUATION_FIELDS = (
+    "evaluated_through",
+    "pending_evaluation",
+    "unresolved_alerts",
+    "last_ts",
+    "temperature_c",
+    "humidity_pct",
+    "battery_pct",
+    "door_open",
+    "monitor",
+)
 
 LABELS = {
     rules.TEMPERATURE_HIGH: "temperature above range",
@@ -85,66 +98,134 @@ def describe(incident: rules.Incident, sensor: Sensor) -> str:
     return text
 
 
+class _NeedsDatabase(Exception):
+    """The in-memory fast path cannot decide: the engine asked for stored readings."""
+
+
+def _no_history(start: float) -> list[rules.Reading]:
+    raise _NeedsDatabase
+
+
+def evaluate_locked(state: SensorState, new_rows, *, now: datetime) -> None:
+    """Bring a sensor's monitor up to date with `new_rows` (the readings just stored, in ts
+    order, each with `pk`, `ts` and the measurements) and apply the alert changes. The caller
+    holds the state row's lock in its transaction, with `state.sensor` and its profile loaded
+    (zone and policy load when an alert opens), and saves `state` afterwards.
+
+    Never raises: a failing evaluation leaves `state` as it was with `pending_evaluation` set (the
+    periodic task tries again), and its database work is rolled back to a savepoint, so the
+    upload that stored the readings still commits.
+
+    The common upload takes a fast path with no query at all: the sensor has nothing pending and
+    no unresolved alert (`state.unresolved_alerts` is false), its readings are newer than every
+    reading the monitor has seen (no replay, so no stored history is needed) and they raise or
+    change no incident (so no alert row is touched)."""
+    saved = {name: getattr(state, name) for name in _EVALUATION_FIELDS}
+    try:
+        if not state.pending_evaluation and not state.unresolved_alerts:
+            update = _in_memory(state, new_rows)
+            if update is not None:
+                _record_latest(state, new_rows, update)
+                return
+        with transaction.atomic():
+            _evaluate(state, None if state.pending_evaluation else new_rows, now)
+    except Exception:
+        for name, value in saved.items():
+            setattr(state, name, value)
+        state.pending_evaluation = True
+        log.exception(
+            "rule evaluation failed for sensor %s; the periodic task retries", state.sensor_id
+        )
+
+
+def _in_memory(state: SensorState, new_rows) -> rules.Update | None:
+    """The engine's update when it needs no stored reading and changes no incident, else None."""
+    try:
+        update = rules.update_monitor(
+            limits_for(state.sensor),
+            state.monitor or None,
+            [to_rule_reading(r) for r in new_rows],
+            _no_history,
+        )
+    except _NeedsDatabase:
+        return None
+    return None if update.incidents else update
+
+
 def evaluate_sensor(sensor_id: int, *, now: datetime | None = None) -> int:
-    """Feed the sensor's unevaluated readings to its monitor and apply the alert changes.
-    Returns how many readings were evaluated."""
+    """Feed the sensor's unevaluated readings to its monitor and apply the alert changes, in one
+    transaction (the periodic task's retry of what an upload could not evaluate). Raises on
+    failure, leaving everything as it was. Returns how many readings were evaluated."""
     now = now or timezone.now()
     with transaction.atomic():
         state = (
-            SensorState.objects.select_for_update()
-            .select_related("sensor__profile", "sensor__zone")
+            SensorState.objects.select_for_update(of=("self",))
+            .select_related("sensor__profile", "sensor__zone", "sensor__escalation_policy")
             .filter(sensor_id=sensor_id)
             .first()
         )
         if state is None:
             return 0
-        sensor = state.sensor
+        evaluated = _evaluate(state, None, now)
+        state.save(update_fields=[*_EVALUATION_FIELDS, "updated_at"])
+    return evaluated
+
+
+def _evaluate(state: SensorState, new_rows, now: datetime) -> int:
+    """The general case: load what the fast path could not assume (the readings past the
+    watermark when `new_rows` is None, the sensor's unresolved alerts, stored history for a
+    replay), run the engine and apply its alert changes. Updates `state` in memory."""
+    sensor = state.sensor
+    if new_rows is None:
         new_rows = list(
             EnvironmentReading.objects.filter(
-                sensor_id=sensor_id, id__gt=state.evaluated_through
+                sensor_id=sensor.pk, id__gt=state.evaluated_through
             ).order_by("ts")
         )
-        if not new_rows:
-            if state.pending_evaluation:
-                state.pending_evaluation = False
-                state.save(update_fields=["pending_evaluation", "updated_at"])
-            return 0
-        limits = limits_for(sensor)
-        kinds = Q(source=SOURCE, sensor=sensor, kind__in=rules.EVENT_TIME_KINDS)
-        # The open offline alert, if any, comes with the same query: most uploads have none and
-        # then need no second transaction to clear it.
+    if not new_rows:
+        state.pending_evaluation = False
+        return 0
+    limits = limits_for(sensor)
+    kinds = Q(source=SOURCE, sensor=sensor, kind__in=rules.EVENT_TIME_KINDS)
+    open_alerts = []
+    if state.unresolved_alerts:
+        # The open offline alert, if any, comes with the same query.
         offline = Q(source=SOURCE, subject=subject(sensor), kind=rules.SENSOR_OFFLINE)
         open_alerts = list(Alert.objects.filter(kinds | offline).exclude(state=AlertState.RESOLVED))
-        unresolved = [a for a in open_alerts if a.kind != rules.SENSOR_OFFLINE]
-        was_offline = len(unresolved) < len(open_alerts)
+    unresolved = [a for a in open_alerts if a.kind != rules.SENSOR_OFFLINE]
+    was_offline = len(unresolved) < len(open_alerts)
 
-        def history(start: float) -> list[rules.Reading]:
-            rows = EnvironmentReading.objects.filter(sensor_id=sensor_id, ts__gte=_dt(start))
-            return [to_rule_reading(r) for r in rows.order_by("ts")]
+    def history(start: float) -> list[rules.Reading]:
+        rows = EnvironmentReading.objects.filter(sensor_id=sensor.pk, ts__gte=_dt(start))
+        return [to_rule_reading(r) for r in rows.order_by("ts")]
 
-        update = rules.update_monitor(
-            limits,
-            state.monitor or None,
-            [to_rule_reading(r) for r in new_rows],
-            history,
-            [a.started_at.timestamp() for a in unresolved],
-        )
-        _apply(sensor, update, unresolved, kinds, now)
-        _record_latest(state, new_rows, update, now)
-    if not was_offline:
-        return len(new_rows)
-    alert_services.clear_condition(
-        source=SOURCE,
-        kind=rules.SENSOR_OFFLINE,
-        subject=subject(sensor),
-        ended_at=state.last_received_at or now,
-        note="readings received again",
-        now=now,
+    update = rules.update_monitor(
+        limits,
+        state.monitor or None,
+        [to_rule_reading(r) for r in new_rows],
+        history,
+        [a.started_at.timestamp() for a in unresolved],
     )
+    raised = _apply(sensor, update, unresolved, kinds, now)
+    if was_offline:
+        alert_services.clear_condition(
+            source=SOURCE,
+            kind=rules.SENSOR_OFFLINE,
+            subject=subject(sensor),
+            ended_at=state.last_received_at or now,
+            note="readings received again",
+            now=now,
+        )
+    _record_latest(state, new_rows, update)
+    # Cleared only here, holding the state row's lock, after finding no unresolved alert and
+    # raising none; the next upload then skips the alert query (see SensorState).
+    state.unresolved_alerts = bool(open_alerts) or raised
     return len(new_rows)
 
 
-def _apply(sensor, update: rules.Update, unresolved, kinds: Q, now: datetime) -> None:
+def _apply(sensor, update: rules.Update, unresolved, kinds: Q, now: datetime) -> bool:
+    """Carry out the engine's alert actions; returns whether an alert was opened or reopened."""
+    raised = False
     candidates = {a.pk: a for a in unresolved}
     starts = [i.started_at for i in update.incidents]
     if update.replayed_from is not None:
@@ -169,6 +250,8 @@ def _apply(sensor, update: rules.Update, unresolved, kinds: Q, now: datetime) ->
     for action in rules.reconcile(update, views):
         incident = action.incident
         alert = candidates.get(action.alert_id)
+        if action.op in ("open", "reopen"):
+            raised = True
         if action.op == "open":
             alert_services.open_alert(
                 source=SOURCE,
@@ -215,9 +298,11 @@ def _apply(sensor, update: rules.Update, unresolved, kinds: Q, now: datetime) ->
             )
         elif action.op == "settle":
             Alert.objects.filter(pk=alert.pk).update(ended_at=_dt(incident.ended_at))
+    return raised
 
 
-def _record_latest(state: SensorState, new_rows, update: rules.Update, now: datetime) -> None:
+def _record_latest(state: SensorState, new_rows, update: rules.Update) -> None:
+    """The newest values, the watermark and the monitor, in memory (the caller saves)."""
     for row in new_rows:
         if state.last_ts is not None and row.ts < state.last_ts:
             continue
@@ -229,12 +314,11 @@ def _record_latest(state: SensorState, new_rows, update: rules.Update, now: date
     state.evaluated_through = max(state.evaluated_through, max(r.pk for r in new_rows))
     state.monitor = update.state
     state.pending_evaluation = False
-    state.save()
 
 
 def evaluate_safely(sensor_ids, *, now: datetime | None = None) -> None:
-    """After an upload: evaluate, but never fail the upload, whose readings are already stored.
-    A sensor left unevaluated keeps `pending_evaluation` and the periodic task retries it."""
+    """Evaluate each sensor in its own transaction; a failure is logged and leaves that sensor's
+    `pending_evaluation` set for the next pass."""
     for sensor_id in sensor_ids:
         try:
             evaluate_sensor(sensor_id, now=now)

@@ -1,6 +1,7 @@
 """Environmental reading ingestion (CONTRACT.md section 4): a sensor's own token, or a scanner
 gateway's for the sensors assigned to it. Same envelope, status codes and answer as the scanner
-endpoint; the accepted readings are committed to the database before the `202`."""
+endpoint; the accepted readings are committed to the database, and run through the alert rules,
+in one transaction before the `202` (environment.ingest)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from environment import ingest, monitoring
+from environment import ingest
 from environment.validation import EnvelopeError, validate_environment_batch
 from hospital.devices import DeviceTokenAuthentication, IsSensorOrScannerDevice
 from tracking.views import ErrorBody, IngestResult, bad_request, read_body, throttled
@@ -57,5 +58,4 @@ class EnvironmentIngestView(APIView):
         outcome = ingest.store(
             batch, sensors, now=now, sensor=device.sensor, scanner=device.scanner
         )
-        monitoring.evaluate_safely(outcome.sensor_ids, now=now)
         return Response(outcome.response(), status=202)

@@ -173,7 +173,7 @@ def test_periodic_pass_evaluates_readings_an_upload_could_not(fridge, post, monk
     def broken(*args, **kwargs):
         raise RuntimeError("rule engine bug")
 
-    monkeypatch.setattr(monitoring, "evaluate_sensor", broken)
+    monkeypatch.setattr(rules, "update_monitor", broken)
     upload(post, fridge, [(m, 9.0) for m in range(30, 10, -1)])
     assert SensorState.objects.get(sensor=fridge).pending_evaluation
     assert not Alert.objects.exists()

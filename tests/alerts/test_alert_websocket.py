@@ -119,3 +119,33 @@ def test_over_the_real_redis_channel_layer(settings):
         assert GROUP == "alerts"
     finally:
         channel_layers.backends.clear()
+
+
+def test_an_idle_console_stays_connected_over_the_configured_redis_layer(settings):
+    """channels_redis blocks 5 s per receive; with redis-py's default 5 s socket timeout the read
+    timed out and the consumer died, dropping an idle console every few seconds. The project's
+    own layer configuration (hospital/settings.py) must outlast that."""
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL")
+    import asyncio
+
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    user = UserFactory(username="f3", roles=["facilities"])
+
+    async def run():
+        communicator, connected, _ = await connect(user)
+        assert connected
+        await communicator.receive_json_from(timeout=5)
+        await asyncio.sleep(7)  # longer than one blocking receive
+        alert = await database_sync_to_async(open_alert)("sensor:idle")
+        message = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return alert, message
+
+    try:
+        alert, message = async_to_sync(run)()
+        assert (message["event"], message["alert"]["id"]) == ("opened", alert.pk)
+    finally:
+        channel_layers.backends.clear()
