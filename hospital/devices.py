@@ -35,14 +35,16 @@ from hospital.models import DeviceToken
 
 CREDENTIAL_MARK = "ww"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-#: A verified token is trusted this long in the process that verified it, so a gateway's
-#: batch every second does not cost a database query each, and never past a revocation
-#: (REVOCATION_EPOCH_KEY). Without the shared cache, revocation takes effect within this many
-#: seconds in other processes.
+#: A verified token is trusted this long in the process that verified it, so a device's upload
+#: does not cost a database query each, and never past a revocation: every request reads the
+#: shared revocation epoch (REVOCATION_EPOCH_KEY), which any revocation changes. Without a
+#: readable epoch, trust ends after VERIFIED_CACHE_S, the bound on revocation in other processes.
+VERIFIED_CACHE_WITH_EPOCH_S = 60.0
 VERIFIED_CACHE_S = 5.0
 VERIFIED_CACHE_MAX = 10_000
 REVOCATION_EPOCH_KEY = "ww:devices:revocation-epoch"
 
+#: token hash -> (monotonic time verified, token, revocation epoch then)
 _verified: dict[str, tuple[float, object, object]] = {}
 _verified_lock = threading.Lock()
 log = logging.getLogger(__name__)
@@ -120,20 +122,22 @@ def revoke_tokens(*, scanner=None, sensor=None) -> int:
 
 
 def verify_token_cached(presented: str) -> DeviceToken | None:
-    """`verify_token`, remembering a success for VERIFIED_CACHE_S while the revocation epoch is
-    unchanged (failures are not cached)."""
+    """`verify_token`, remembering a success while the revocation epoch is unchanged: for
+    VERIFIED_CACHE_WITH_EPOCH_S when the epoch can be read, else VERIFIED_CACHE_S (failures are
+    not cached)."""
     key = _hash(presented)
     now = time.monotonic()
     epoch = revocation_epoch()
+    trust = VERIFIED_CACHE_S if epoch is None else VERIFIED_CACHE_WITH_EPOCH_S
     entry = _verified.get(key)
-    if entry is not None and entry[0] > now and entry[2] == epoch:
+    if entry is not None and now - entry[0] < trust and entry[2] == epoch:
         return entry[1]
     token = verify_token(presented)
     if token is not None:
         with _verified_lock:
             if len(_verified) >= VERIFIED_CACHE_MAX:
                 _verified.clear()
-            _verified[key] = (now + VERIFIED_CACHE_S, token, epoch)
+            _verified[key] = (now, token, epoch)
     return token
 
 

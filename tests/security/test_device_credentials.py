@@ -119,6 +119,21 @@ def test_without_the_shared_cache_trust_still_ends_within_the_bound(db, monkeypa
     assert verify_token_cached(token) is None
 
 
+def test_with_a_readable_epoch_trust_lasts_longer_and_still_ends(db, monkeypatch):
+    scanner = ScannerFactory()
+    token = issue_token(scanner=scanner)
+    assert devices.revocation_epoch() is not None
+    assert verify_token_cached(token) is not None
+    DeviceToken.objects.filter(scanner=scanner).update(revoked_at="2026-01-01T00:00:00Z")
+    start = time.monotonic()
+    later = start + devices.VERIFIED_CACHE_S + 1
+    monkeypatch.setattr(devices.time, "monotonic", lambda: later)
+    assert verify_token_cached(token) is not None  # no database query past the short bound
+    much_later = start + devices.VERIFIED_CACHE_WITH_EPOCH_S + 1
+    monkeypatch.setattr(devices.time, "monotonic", lambda: much_later)
+    assert verify_token_cached(token) is None
+
+
 def test_revoking_in_the_admin_and_decommissioning_a_gateway_apply_everywhere(db, client):
     scanner = ScannerFactory()
     token = issue_token(scanner=scanner)
