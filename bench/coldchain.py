@@ -32,11 +32,9 @@ killed on exit, error or Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -108,60 +106,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-#: Port of gunicorn in the `--server gunicorn` layout (the ASGI server keeps bench.load's PORT).
-HTTP_PORT = load.free_port()
-
-
-class Stack(load.Stack):
-    """bench.load's stack, plus the production layout of docs/deployment.md: HTTP (the REST
-    ingestion) through gunicorn, websockets through one ASGI process beside it."""
-
-    def start(self) -> None:
-        if self.args.server != "gunicorn":
-            super().start()
-            return
-        http_procs = self.args.web_procs
-        self.args.server, self.args.web_procs = "uvicorn", 1
-        try:
-            super().start()
-        finally:
-            self.args.server, self.args.web_procs = "gunicorn", http_procs
-        worker_class = ["--threads", str(self.args.http_threads)]
-        if self.args.http_threads > 1:
-            worker_class += ["--worker-class", "gthread"]
-        self.spawn(
-            "http",
-            [
-                sys.executable, "-m", "gunicorn", "hospital.wsgi:application",
-                "--bind", f"127.0.0.1:{HTTP_PORT}", "--workers", str(http_procs),
-                *worker_class, "--backlog", "4096", "--log-level", "warning",
-                # Longer than the probes' idle keep-alive (60 s): the client closes first, so it
-                # never sends on a connection the server is closing.
-                "--keep-alive", "75",
-            ],
-        )  # fmt: skip
-
-    def wait_ready(self, redis_client, timeout_s: float = 240.0) -> None:
-        super().wait_ready(redis_client, timeout_s)
-        if self.args.server != "gunicorn":
-            return
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            self.check_alive()
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", HTTP_PORT), 1),
-            ):
-                return
-            time.sleep(0.5)
-        raise RuntimeError(f"gunicorn not ready after {timeout_s:.0f} s; logs in {self.workdir}")
-
-    @property
-    def http_url(self) -> str:
-        port = HTTP_PORT if self.args.server == "gunicorn" else load.PORT
-        return f"http://127.0.0.1:{port}"
-
-
 def prepare(args: argparse.Namespace) -> dict:
     """bench.load's site, tags and tokens, plus the sensors and a facilities session."""
     prepared = load.prepare(args)
@@ -213,7 +157,7 @@ def prepare(args: argparse.Namespace) -> dict:
     return {**prepared, "sensors": tokens, "facilities_session": session.session_key}
 
 
-def spawn_load(stack: Stack, prepared: dict, args, run_id: str) -> dict:
+def spawn_load(stack: load.Stack, prepared: dict, args, run_id: str) -> dict:
     """The RSSI gateways, the sensors and the console, as separate processes."""
     workdir = stack.workdir
     start_at = time.time() + 5.0
@@ -285,7 +229,7 @@ def unstored(acknowledged: list) -> int:
     return sum(1 for serial, ts in acknowledged if (serial, ts) not in stored)
 
 
-def measure(args, stack: Stack, sampler: Sampler, spawned: dict, run_id: str) -> dict:
+def measure(args, stack: load.Stack, sampler: Sampler, spawned: dict, run_id: str) -> dict:
     start_at = spawned["start_at"]
     window = (start_at + args.warmup, start_at + args.warmup + args.duration)
     names = [n for n in stack.processes if n.endswith(run_id)]
@@ -393,17 +337,13 @@ def run(args: argparse.Namespace) -> dict:
     print(f"  prepared in {time.time() - t0:.0f} s: {len(prepared['sensors'])} sensors, "
           f"{len(prepared['scanners'])} scanners, {args.tags} tags", flush=True)  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="wardwise-coldchain-"))
-    stack = Stack(args, workdir)
+    stack = load.Stack(args, workdir)
     try:
         stack.start()
         stack.wait_ready(bus.client())
         print(f"  stack ready (logs in {workdir})", flush=True)
-        web = "uvicorn, websockets" if args.server == "gunicorn" else args.server
-        servers = [Group(f"web ({web})", root=stack.processes["web"].pid)]
-        if "http" in stack.processes:
-            servers.append(Group("http (gunicorn)", root=stack.processes["http"].pid))
         sampler = Sampler(
-            servers
+            stack.server_groups()
             + [
                 Group(name, root=process.pid)
                 for name, process in stack.processes.items()

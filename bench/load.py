@@ -71,8 +71,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain", type=float, default=30.0, help="max seconds to drain")
     parser.add_argument("--find-max", action="store_true", help="step rates until one fails")
     parser.add_argument("--quick", action="store_true", help="20 s smoke run at 2,000/s")
-    parser.add_argument("--server", choices=("uvicorn", "daphne"), default="uvicorn")
-    parser.add_argument("--web-procs", type=int, default=1, help="ASGI server processes")
+    parser.add_argument(
+        "--server",
+        choices=("uvicorn", "daphne", "gunicorn"),
+        default="uvicorn",
+        help="gunicorn: HTTP through gunicorn, websockets through one uvicorn process "
+        "(docs/deployment.md); uvicorn, daphne: everything through the ASGI server",
+    )
+    parser.add_argument(
+        "--web-procs", type=int, default=1, help="HTTP server processes (gunicorn or ASGI)"
+    )
+    parser.add_argument(
+        "--http-threads",
+        type=int,
+        default=4,
+        help="threads per gunicorn worker (gthread workers; 1: sync workers)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--floors", type=int, default=5)
     parser.add_argument("--rooms-per-side", type=int, default=25)
@@ -90,6 +104,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         rates = "targets" if args.rate is None else str(args.rate)
         what = "find-max" if args.find_max else rates
         args.label = f"{what} {args.server} web={args.web_procs} workers={args.workers}"
+        if args.server == "gunicorn":
+            args.label += f" threads={args.http_threads}"
         if args.env:
             args.label += " " + " ".join(args.env)
     return args
@@ -103,6 +119,8 @@ def free_port() -> int:
 
 
 PORT = free_port()
+#: Port of gunicorn in the `--server gunicorn` layout (the ASGI server keeps PORT).
+HTTP_PORT = free_port()
 
 
 def stack_env(args: argparse.Namespace) -> dict[str, str]:
@@ -207,6 +225,14 @@ def prepare(args: argparse.Namespace) -> dict:
     }
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), 1):
+            return True
+    except OSError:
+        return False
+
+
 class Stack:
     """The subprocesses of one benchmark: started in their own process groups, always killed."""
 
@@ -230,6 +256,9 @@ class Stack:
         return process
 
     def start(self) -> None:
+        if self.args.server == "gunicorn":
+            self._start_gunicorn_layout()
+            return
         python = sys.executable
         if self.args.server == "uvicorn":
             command = [
@@ -255,15 +284,52 @@ class Stack:
                 ],
             )  # fmt: skip
 
+    def _start_gunicorn_layout(self) -> None:
+        """docs/deployment.md: HTTP (the REST ingestion) through gunicorn, websockets through
+        one ASGI process beside it."""
+        http_procs = self.args.web_procs
+        self.args.server, self.args.web_procs = "uvicorn", 1
+        try:
+            self.start()
+        finally:
+            self.args.server, self.args.web_procs = "gunicorn", http_procs
+        threads = ["--threads", str(self.args.http_threads)]
+        if self.args.http_threads > 1:
+            threads += ["--worker-class", "gthread"]
+        self.spawn(
+            "http",
+            [
+                sys.executable, "-m", "gunicorn", "hospital.wsgi:application",
+                "--bind", f"127.0.0.1:{HTTP_PORT}", "--workers", str(http_procs),
+                *threads, "--backlog", "4096", "--log-level", "warning",
+                # Longer than the probes' idle keep-alive (60 s): the client closes first, so it
+                # never sends on a connection the server is closing.
+                "--keep-alive", "75",
+            ],
+        )  # fmt: skip
+
+    def server_groups(self) -> list[Group]:
+        """The servers' process groups for the CPU and memory figures."""
+        web = "uvicorn, websockets" if self.args.server == "gunicorn" else self.args.server
+        groups = [Group(f"web ({web})", root=self.processes["web"].pid)]
+        if "http" in self.processes:
+            groups.append(Group("http (gunicorn)", root=self.processes["http"].pid))
+        return groups
+
+    @property
+    def http_url(self) -> str:
+        port = HTTP_PORT if self.args.server == "gunicorn" else PORT
+        return f"http://127.0.0.1:{port}"
+
     def wait_ready(self, redis_client, timeout_s: float = 240.0) -> None:
-        """The server answers and every worker has its engine built."""
+        """The servers answer and every worker has its engine built."""
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             self.check_alive()
             warm = redis_client.scard("bench:warm")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", PORT), 1):
-                if warm >= self.args.workers:
-                    return
+            ports = [PORT, HTTP_PORT] if self.args.server == "gunicorn" else [PORT]
+            if warm >= self.args.workers and all(_listening(port) for port in ports):
+                return
             time.sleep(0.5)
         raise RuntimeError(f"stack not ready after {timeout_s:.0f} s; logs in {self.workdir}")
 
@@ -370,7 +436,7 @@ def run_step(stack: Stack, monitor: Monitor, prepared: dict, rate: int, args) ->
     pairs = sum(len(tags) for tags, _ in prepared["links"].values())
     start_at = time.time() + 3.0
     common = {
-        "base_url": f"http://127.0.0.1:{PORT}",
+        "base_url": stack.http_url,
         "start_at": start_at,
         "duration_s": args.warmup + args.duration,
         "drain_s": min(args.drain, 10.0),
@@ -563,7 +629,7 @@ def run(args: argparse.Namespace) -> dict:
         stack.wait_ready(client)
         print(f"  stack ready in {time.time() - t0:.0f} s (logs in {workdir})", flush=True)
         sampler = Sampler(
-            [Group("web (" + args.server + ")", root=stack.processes["web"].pid)]
+            stack.server_groups()
             + [
                 Group(name, root=process.pid)
                 for name, process in stack.processes.items()
@@ -595,6 +661,7 @@ def run(args: argparse.Namespace) -> dict:
         "config": {
             "server": args.server,
             "web_processes": args.web_procs,
+            "http_threads": args.http_threads if args.server == "gunicorn" else None,
             "celery_workers": args.workers,
             "tags": args.tags,
             "floors": args.floors,
