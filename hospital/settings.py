@@ -357,7 +357,24 @@ WARDWISE = {
     "DOOR_WIDTH_M": env_float("WARDWISE_DOOR_WIDTH_M", 0.9),
     "LEVEL_CHANGE_M": env_float("WARDWISE_LEVEL_CHANGE_M", 15.0),
     "FLOOR_CHANGE_COST_M": env_float("WARDWISE_FLOOR_CHANGE_COST_M", 40.0),
+    # Honest location (tracking/confidence.py, docs/ui.md): an estimate confirms its room only
+    # with at least this zone posterior (the engine's own bar for moving a parked tag to a new
+    # zone), this many scanners (one gives a range, not a side of a wall) and a 68 % accuracy
+    # radius of at most this many metres (about three patient rooms of area); an asset unheard
+    # for LOCATION_STALE_AFTER_S is stale. Otherwise it is shown in its last confirmed room.
+    "LOCATION_CONFIRM_PROBABILITY": env_float("WARDWISE_LOCATION_CONFIRM_PROBABILITY", 0.85),
+    "LOCATION_CONFIRM_MIN_SCANNERS": env_int("WARDWISE_LOCATION_CONFIRM_MIN_SCANNERS", 2),
+    "LOCATION_CONFIRM_MAX_ACCURACY_M": env_float("WARDWISE_LOCATION_CONFIRM_MAX_ACCURACY_M", 5.0),
+    "LOCATION_STALE_AFTER_S": env_int("WARDWISE_LOCATION_STALE_AFTER_S", 60),
 }
+for _name, _ok, _rule in (
+    ("LOCATION_CONFIRM_PROBABILITY", lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+    ("LOCATION_CONFIRM_MIN_SCANNERS", lambda v: v >= 1, "at least 1"),
+    ("LOCATION_CONFIRM_MAX_ACCURACY_M", lambda v: v > 0.0, "positive"),
+    ("LOCATION_STALE_AFTER_S", lambda v: v > 0, "positive"),
+):
+    if not _ok(WARDWISE[_name]):
+        raise ImproperlyConfigured(f"WARDWISE_{_name}={WARDWISE[_name]!r} must be {_rule}")
 
 # Observability (hospital/observability.py, docs/api.md): LOG_FORMAT=json for one JSON object per
 # log line; /metrics answers only a bearer token equal to METRICS_TOKEN (off when unset).
@@ -373,6 +390,8 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "ZoneKindEnum": "hospital.models.ZoneKind",
     "ScannerKindEnum": "tracking.models.ScannerKind",
     "AssetStatusEnum": "tracking.models.AssetStatus",
+    "LocationQualityEnum": "tracking.confidence.QUALITY_CHOICES",
+    "LocationQualityReasonEnum": "tracking.confidence.REASON_CHOICES",
 }
 
 # MQTT gateway bridge (`manage.py mqtt_bridge`, integrations/bridge.py, docs/mqtt.md).

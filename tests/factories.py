@@ -112,6 +112,11 @@ class AssetLocationFactory(factory.django.DjangoModelFactory):
     estimated_at = factory.LazyFunction(timezone.now)
     last_seen_at = factory.LazyAttribute(lambda o: o.estimated_at)
     presence = "present"
+    # What the pipeline writes for a well-heard asset: its zone confirmed by this estimate.
+    zone_probability = 0.97
+    scanners_used = 4
+    confirmed_zone = factory.LazyAttribute(lambda o: o.zone)
+    confirmed_at = factory.LazyAttribute(lambda o: o.estimated_at if o.zone is not None else None)
 
 
 class PositionSampleFactory(factory.django.DjangoModelFactory):

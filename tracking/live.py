@@ -36,6 +36,14 @@ LOCATION_FIELDS = (
     "ts",
     "presence",
     "status",
+    "last_seen",
+    "zone_confidence",
+    "scanners_used",
+    "quality",
+    "quality_reasons",
+    "last_confirmed_zone_id",
+    "last_confirmed_zone",
+    "last_confirmed_at",
 )
 
 
@@ -91,8 +99,12 @@ def publish_location_updates(updates: list[dict]) -> None:
 
     Each update is {"asset_id": int, "floor_id": int, "zone_id": int | None,
     "zone": str | None, "x": float, "y": float, "accuracy_m": float, "ts": "ISO-8601",
-    "presence": str, "status": str}, optionally with "previous_floor_id" when the asset
-    changed floors. Call from synchronous code (a Celery task), never from an event loop.
+    "presence": str, "status": str, "last_seen": "ISO-8601", "zone_confidence": float | None,
+    "scanners_used": int | None, "quality": "confirmed" | "uncertain" | "stale",
+    "quality_reasons": [str], "last_confirmed_zone_id": int | None,
+    "last_confirmed_zone": str | None, "last_confirmed_at": "ISO-8601" | None}, optionally
+    with "previous_floor_id" when the asset changed floors. Call from synchronous code (a
+    Celery task), never from an event loop.
     """
     _send(_group_messages(updates))
 
@@ -114,6 +126,27 @@ def publish_status_change(asset_id: int, floor_id: int | None, status: str, pres
     _send([(floor_group(floor_id), message)])
 
 
+def publish_quality_changes(locations, judge) -> None:
+    """Push the location quality of assets whose evidence changed without a new position
+    (their zone's scanners went offline): {"asset_id", "floor_id", "quality",
+    "quality_reasons"}, merged into the asset's state like a status change."""
+    messages = []
+    for location in locations:
+        if location.floor_id is None:
+            continue
+        judged = judge(location)
+        update = {
+            "asset_id": int(location.asset_id),
+            "floor_id": int(location.floor_id),
+            "quality": judged.quality.value,
+            "quality_reasons": [reason.value for reason in judged.reasons],
+        }
+        messages.append(
+            (floor_group(location.floor_id), {"type": STATUS_MESSAGE, "update": update})
+        )
+    _send(messages)
+
+
 def parse_ts(value: str | None) -> datetime | None:
     """An update's ISO-8601 time, or None when absent or unreadable."""
     if not value:
@@ -124,11 +157,13 @@ def parse_ts(value: str | None) -> datetime | None:
         return None
 
 
-def asset_state(location) -> dict:
-    """An AssetLocation (with asset, type, tag and zone loaded) in the update's wire form,
-    plus what a map needs to label the marker."""
+def asset_state(location, judge) -> dict:
+    """An AssetLocation (with asset, type, tag, zone and confirmed zone loaded) in the update's
+    wire form, its quality judged now, plus what a map needs to label the marker."""
     asset = location.asset
     tag = getattr(asset, "tag", None)
+    judged = judge(location)
+    confirmed = location.confirmed_zone
     return {
         "asset_id": asset.pk,
         "floor_id": location.floor_id,
@@ -144,16 +179,26 @@ def asset_state(location) -> dict:
         "type": asset.asset_type.slug,
         "last_seen": location.last_seen_at.isoformat(),
         "battery_pct": tag.battery_pct if tag is not None else None,
+        "zone_confidence": location.zone_probability,
+        "scanners_used": location.scanners_used,
+        "quality": judged.quality.value,
+        "quality_reasons": [reason.value for reason in judged.reasons],
+        "last_confirmed_zone_id": location.confirmed_zone_id,
+        "last_confirmed_zone": confirmed.name if confirmed is not None else None,
+        "last_confirmed_at": location.confirmed_at.isoformat() if location.confirmed_at else None,
     }
 
 
 def floor_snapshot(floor_id: int) -> list[dict]:
-    """Every asset currently located on the floor, in one query."""
+    """Every asset currently located on the floor, its quality judged now: two queries (the
+    locations, the offline scanners)."""
+    from tracking import quality
     from tracking.models import AssetLocation
 
     locations = (
         AssetLocation.objects.filter(floor_id=floor_id)
-        .select_related("asset__asset_type", "asset__tag", "zone")
+        .select_related("asset__asset_type", "asset__tag", "zone", "confirmed_zone")
         .order_by("asset_id")
     )
-    return [asset_state(location) for location in locations]
+    judge = quality.judge()
+    return [asset_state(location, judge) for location in locations]

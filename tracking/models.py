@@ -162,6 +162,26 @@ class AssetLocation(models.Model):
     presence = models.CharField(
         max_length=16, choices=Presence.choices, default=Presence.PRESENT, db_index=True
     )
+    zone_probability = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Posterior probability of `zone` (the engine's zone model), 0-1; null when "
+        "not recorded.",
+    )
+    scanners_used = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Scanners the estimate used."
+    )
+    confirmed_zone = models.ForeignKey(
+        "hospital.Zone",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The last zone an estimate confirmed (tracking.confidence).",
+    )
+    confirmed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Event time of the last estimate that confirmed a zone."
+    )
 
     def __str__(self) -> str:
         return f"{self.asset} @ {self.zone or self.floor}"

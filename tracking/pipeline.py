@@ -29,7 +29,7 @@ from hospital import observability
 from hospital.models import Floor, Zone
 from hospital.site_loader import export_site_document
 from integrations import events
-from tracking import bus
+from tracking import bus, confidence, quality
 from tracking.localization import EngineConfig, LocalizationEngine, Reading, SiteSpec
 from tracking.models import (
     Asset,
@@ -420,10 +420,51 @@ def _moment(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
 
+def _load_confirmed(items: list[TagWork]) -> None:
+    """The last confirmed zone of tags whose state does not know it yet (new tags, state from
+    before it was kept, a lost Redis state): from the stored location, one query."""
+    if not items:
+        return
+    rows = {
+        asset_id: (zone_id, name, at)
+        for asset_id, zone_id, name, at in AssetLocation.objects.filter(
+            asset_id__in=[item.asset_id for item in items]
+        ).values_list("asset_id", "confirmed_zone_id", "confirmed_zone__name", "confirmed_at")
+    }
+    for item in items:
+        zone_id, name, at = rows.get(item.asset_id, (None, None, None))
+        item.persist.update(
+            confirmed_zone_id=zone_id,
+            confirmed_zone=name,
+            confirmed_ts=at.timestamp() if at is not None else None,
+        )
+
+
+def _evidence(estimate, zone_id, last_heard: float, offline_zones) -> confidence.Evidence:
+    return confidence.Evidence(
+        zone=zone_id,
+        zone_probability=estimate.zone_probability,
+        scanners_used=estimate.scanners_used,
+        accuracy_m=estimate.accuracy_m,
+        estimated_at=estimate.ts,
+        last_seen_at=last_heard,
+        zone_scanners_offline=zone_id in offline_zones,
+    )
+
+
 def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
-    """Write locations, history samples and zone stays; returns the live updates to push."""
+    """Write locations, history samples and zone stays; returns the live updates to push.
+
+    Each estimate that confirms its zone (tracking.confidence: zone posterior, scanners,
+    accuracy, the zone's scanners not all offline) becomes the tag's last confirmed zone, kept in
+    its persist state and written with the location."""
     interval = settings.WARDWISE["POSITION_SAMPLE_INTERVAL_S"]
     move_m = settings.WARDWISE["POSITION_SAMPLE_MOVE_M"]
+    limits = quality.thresholds()
+    located = [item for item in work if item.estimates]
+    offline_zones = quality.offline_zone_ids() if located else frozenset()
+    _load_confirmed([item for item in located if "confirmed_ts" not in item.persist])
+    known_zones = set(runtime.zone_id.values()) if located else set()
     locations, samples, updates = [], [], []
     stays_to_close: list[tuple[int, datetime, int | None]] = []
     stays_to_open: list[ZoneStay] = []
@@ -471,11 +512,30 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
                     )
                 persist["stay_zone_id"] = zone_id
             persist.update(zone_id=zone_id, floor_id=floor_id)
+            if confidence.supports_room(
+                _evidence(estimate, zone_id, estimate.ts, offline_zones), limits
+            ):
+                persist.update(
+                    confirmed_zone_id=zone_id,
+                    confirmed_zone=estimate.zone,
+                    confirmed_ts=estimate.ts,
+                )
         last = item.estimates[-1]
         floor_id = persist.get("floor_id")
         if floor_id is None:
             continue
         last_heard = max(item.last_heard or last.ts, last.ts)
+        judged = confidence.assess(
+            _evidence(last, persist.get("zone_id"), last_heard, offline_zones), last_heard, limits
+        )
+        confirmed_zone_id = persist.get("confirmed_zone_id")
+        if confirmed_zone_id is not None and confirmed_zone_id not in known_zones:
+            # the zone was deleted since: the foreign key must not point at it
+            persist.update(confirmed_zone_id=None, confirmed_zone=None, confirmed_ts=None)
+            confirmed_zone_id = None
+        confirmed_at = (
+            _moment(persist["confirmed_ts"]) if persist.get("confirmed_ts") is not None else None
+        )
         locations.append(
             AssetLocation(
                 asset_id=item.asset_id,
@@ -487,6 +547,10 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
                 estimated_at=_moment(last.ts),
                 last_seen_at=_moment(last_heard),
                 presence=Presence.PRESENT,
+                zone_probability=last.zone_probability,
+                scanners_used=last.scanners_used,
+                confirmed_zone_id=confirmed_zone_id,
+                confirmed_at=confirmed_at,
             )
         )
         updates.append(
@@ -500,6 +564,14 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
                 "accuracy_m": round(last.accuracy_m, 3),
                 "ts": _moment(last.ts).isoformat(),
                 "presence": Presence.PRESENT,
+                "last_seen": _moment(last_heard).isoformat(),
+                "zone_confidence": last.zone_probability,
+                "scanners_used": last.scanners_used,
+                "quality": judged.quality.value,
+                "quality_reasons": [reason.value for reason in judged.reasons],
+                "last_confirmed_zone_id": confirmed_zone_id,
+                "last_confirmed_zone": persist.get("confirmed_zone"),
+                "last_confirmed_at": confirmed_at.isoformat() if confirmed_at else None,
             }
         )
         if floor_before is not None and floor_before != floor_id:
@@ -521,6 +593,10 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
                     "estimated_at",
                     "last_seen_at",
                     "presence",
+                    "zone_probability",
+                    "scanners_used",
+                    "confirmed_zone",
+                    "confirmed_at",
                 ],
             )
         if samples:

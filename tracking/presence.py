@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from integrations import events
 from tracking import activity
 from tracking.models import AssetLocation, PositionSample, Presence, ScannerHealth
 
+log = logging.getLogger(__name__)
 #: Sent (robustly: a failing receiver never fails the check) after assets were marked missing
 #: (`asset_ids`) or scanners offline (`scanner_ids`); workflows raises device-health alerts.
 assets_marked_missing = Signal()
@@ -59,7 +61,27 @@ def mark_offline_scanners(now=None) -> int:
     scanners_marked_offline.send_robust(
         sender=ScannerHealth, scanner_ids=[scanner for _, scanner in stale]
     )
+    try:
+        _push_quality_of_silenced_zones({scanner for _, scanner in stale}, now)
+    except Exception:
+        log.exception("location quality of the offline scanners' zones not pushed")
     return count
+
+
+def _push_quality_of_silenced_zones(scanner_ids: set[int], now) -> None:
+    """Assets in zones whose covering scanners are now all offline are no longer confirmed
+    there: tell the floor maps at once rather than at their next position (which may never
+    come if only those scanners heard them)."""
+    from tracking import live, quality
+
+    judge = quality.judge(now)
+    coverage = quality.zone_coverage() if judge.offline_zones else {}
+    zones = [zone for zone in judge.offline_zones if coverage.get(zone, frozenset()) & scanner_ids]
+    if not zones:
+        return
+    live.publish_quality_changes(
+        AssetLocation.objects.filter(zone_id__in=zones, presence=Presence.PRESENT), judge
+    )
 
 
 def prune_position_history(now=None) -> int:

@@ -15,6 +15,7 @@ from hospital.permissions import ClinicalStaff
 from tracking import nearest
 from tracking.api import queries
 from tracking.api.serializers import AssetSerializer
+from tracking.confidence import QUALITY_CHOICES, REASON_CHOICES
 from tracking.models import AssetStatus, AssetType
 from tracking.status import StatusNotAllowed, change_status
 
@@ -50,6 +51,28 @@ class NearestSerializer(serializers.Serializer):
     y = serializers.FloatField(source="location.y")
     accuracy_m = serializers.FloatField(source="location.accuracy_m")
     last_seen = serializers.DateTimeField(source="location.last_seen_at")
+    zone_confidence = serializers.FloatField(
+        source="location.zone_probability",
+        allow_null=True,
+        help_text="Posterior probability (0-1) that the asset is in `zone`.",
+    )
+    quality = serializers.ChoiceField(
+        source="assessment.quality",
+        choices=QUALITY_CHOICES,
+        help_text="Only `confirmed` results are known to be in `zone`; the others are ranked "
+        "after them and `zone` is the engine's best guess.",
+    )
+    quality_reasons = serializers.ListField(
+        source="assessment.reasons",
+        child=serializers.ChoiceField(choices=REASON_CHOICES),
+    )
+    last_confirmed_zone_id = serializers.IntegerField(
+        source="location.confirmed_zone_id", allow_null=True
+    )
+    last_confirmed_zone = serializers.CharField(
+        source="location.confirmed_zone.name", allow_null=True, default=None
+    )
+    last_confirmed_at = serializers.DateTimeField(source="location.confirmed_at", allow_null=True)
     walking_distance_m = serializers.FloatField(source="walking_m")
     floor_changes = serializers.IntegerField()
     straight_line_m = serializers.FloatField(
@@ -87,7 +110,9 @@ class FindNearestView(APIView):
     )
     def get(self, request):
         """Available and present assets of the type, ranked by the walk through doors and
-        corridors (floor changes counted), never by straight-line distance through walls."""
+        corridors (floor changes counted), never by straight-line distance through walls.
+        Assets whose room is confirmed come first; those whose room is uncertain, then those
+        not heard recently, follow, each flagged with `quality` and the last confirmed room."""
         query = FindNearestQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data

@@ -115,7 +115,7 @@ def sign_in(page, base: str, user: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
-def shoot(browser, base: str, out: Path) -> list[Path]:
+def shoot(browser, base: str, out: Path, only: set[str] | None = None) -> list[Path]:
     taken = []
     for size, (width, height) in VIEWPORTS.items():
         phone = size == "phone"
@@ -129,6 +129,8 @@ def shoot(browser, base: str, out: Path) -> list[Path]:
         page = context.new_page()
 
         def save(name: str, full_page: bool = False, page=page, size=size) -> None:
+            if only and name not in only:
+                return
             path = out / f"{name}-{size}.png"
             page.screenshot(path=str(path), full_page=full_page)
             taken.append(path)
@@ -152,6 +154,8 @@ def shoot(browser, base: str, out: Path) -> list[Path]:
         page.wait_for_selector("#search-results li")
         page.locator("#search-results button").first.scroll_into_view_if_needed()
         save("search", full_page=phone)
+        show_unconfirmed(page)
+        save("honest-location", full_page=phone)
         page.evaluate(STRESS_SCRIPT)
         page.wait_for_timeout(1000)
         save("map-2000-markers")
@@ -176,6 +180,32 @@ def shoot(browser, base: str, out: Path) -> list[Path]:
     return taken
 
 
+def show_unconfirmed(page, wait_s: float = 90.0) -> None:
+    """Select an asset of the shown floor whose room the evidence does not confirm right now
+    but did earlier (the simulated hospital always has some: moving, or between rooms),
+    through the search, as a nurse would."""
+    find = """(() => window.wardwiseMap.unconfirmed().map((id) => window.wardwiseMap.marker(id))
+        .filter((m) => m.name && m.last_confirmed_zone).map((m) => m.name))()"""
+    deadline = time.time() + wait_s
+    while not (names := page.evaluate(find)) and time.time() < deadline:
+        page.wait_for_timeout(1000)
+    if not names:
+        raise RuntimeError("no asset with an unconfirmed room on the shown floor")
+    page.fill("#search-input", names[0])
+    page.wait_for_function(
+        "name => document.querySelector('#search-status').textContent !== ''"
+        " && document.querySelector('#search-input').value === name",
+        arg=names[0],
+    )
+    page.wait_for_timeout(600)  # the search's debounce and answer
+    page.locator("#search-results button", has_text=f"{names[0]} ·").first.click()
+    page.wait_for_function(
+        "name => (document.querySelector('#detail-title') || {}).textContent === name",
+        arg=names[0],
+    )
+    page.wait_for_timeout(500)
+
+
 #: 2,000 synthetic markers on the current floor, through the same code path as a snapshot.
 STRESS_SCRIPT = """
 (() => {
@@ -196,6 +226,9 @@ STRESS_SCRIPT = """
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="save only these shots (e.g. honest-location)"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
@@ -220,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:
-                    taken = shoot(browser, base, args.out)
+                    taken = shoot(browser, base, args.out, set(args.only or ()))
                 finally:
                     browser.close()
         finally:

@@ -3,6 +3,7 @@ comes from the REST API and the websockets, the logic from tracking.* and alerts
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -10,7 +11,9 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
 from hospital.models import Building, Zone
+from tracking import quality
 from tracking.api import queries
+from tracking.confidence import Quality
 from tracking.models import AssetStatus, AssetType
 from tracking.status import StatusNotAllowed, allowed_statuses, change_status
 from web.access import CLINICAL, CONSOLE, pages_for, role_required
@@ -53,6 +56,7 @@ def floor_map(request):
         "zones": [
             {"id": z.pk, "name": z.name, "kind": z.kind, "floor_id": z.floor_id} for z in zones
         ],
+        "location": {"staleAfterS": settings.WARDWISE["LOCATION_STALE_AFTER_S"]},
         "urls": {
             "floor": "/api/v1/floors/{id}/",
             "assets": "/api/v1/assets/",
@@ -86,10 +90,38 @@ def asset_detail(request, pk: int):
         {
             "asset": asset,
             "location": location,
+            "where": _where(location),
             "statuses": _statuses(request.user),
             "status_label": STATUS_LABELS.get(asset.status, asset.status),
         },
     )
+
+
+REASON_TEXT = {
+    "not-heard": "not heard recently",
+    "no-recent-estimate": "no recent position",
+    "scanners-offline": "the room's scanners are offline",
+    "no-zone": "not in a room",
+    "confidence-unknown": "confidence not recorded",
+    "low-confidence": "weak evidence for the room",
+    "few-scanners": "heard by too few scanners",
+    "poor-accuracy": "position too imprecise",
+}
+
+
+def _where(location) -> dict | None:
+    """How sure the room is (tracking.confidence), for the template: the room when confirmed,
+    otherwise the last confirmed room and time with the current confidence, and why."""
+    if location is None:
+        return None
+    judged = quality.judge()(location)
+    probability = location.zone_probability
+    return {
+        "quality": judged.quality.value,
+        "confirmed": judged.quality is Quality.CONFIRMED,
+        "confidence_pct": round(probability * 100) if probability is not None else None,
+        "reasons": ", ".join(REASON_TEXT[r] for r in judged.reasons if r in REASON_TEXT),
+    }
 
 
 @role_required(*CONSOLE)

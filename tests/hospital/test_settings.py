@@ -80,3 +80,11 @@ def test_production_settings_pass_the_deployment_checklist():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_an_out_of_range_location_threshold_is_refused_with_its_name():
+    result = settings_with(WARDWISE_LOCATION_CONFIRM_PROBABILITY="1.5")
+    assert result.returncode != 0
+    assert "WARDWISE_LOCATION_CONFIRM_PROBABILITY=1.5 must be in (0, 1]" in result.stderr
+    result = settings_with(WARDWISE_LOCATION_STALE_AFTER_S="soon")
+    assert "WARDWISE_LOCATION_STALE_AFTER_S='soon' is not an integer" in result.stderr

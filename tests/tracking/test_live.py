@@ -27,9 +27,11 @@ from django.utils import timezone
 from hospital import observability
 from hospital.asgi import application
 from hospital.roles import NURSE
+from tests.factories import ScannerFactory
 from tests.tracking.readside import PASSWORD, person, ward
-from tracking import live
+from tracking import live, presence
 from tracking.consumers import Coalescer
+from tracking.models import ScannerHealth
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -49,6 +51,14 @@ def update(asset, floor, x, ts, **extra) -> dict:
         "ts": ts.isoformat(),
         "presence": "present",
         "status": "available",
+        "last_seen": ts.isoformat(),
+        "zone_confidence": 0.62,
+        "scanners_used": 3,
+        "quality": "uncertain",
+        "quality_reasons": ["no-zone"],
+        "last_confirmed_zone_id": None,
+        "last_confirmed_zone": None,
+        "last_confirmed_at": None,
         **extra,
     }
 
@@ -227,6 +237,48 @@ def test_an_asset_leaving_the_floor_is_announced_there(in_memory_layer):
         await publish([moved])
         (sent,) = (await ws.receive_json_from(timeout=2))["assets"]
         assert (sent["asset_id"], sent["floor_id"]) == (pump.pk, w.other_floor.pk)
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.services
+@live_db
+def test_the_snapshot_judges_each_room_and_a_silenced_scanner_is_pushed(in_memory_layer):
+    """Honest location on the wire: quality, confidence and the last confirmed room in the
+    snapshot; when the scanner of Pump A's room goes offline the map hears at once."""
+    w = ward()
+    gateway = ScannerFactory(serial="gw-301", floor=w.floor, x=2.5, y=2.5)  # in Room 301
+    long_ago = timezone.now() - timedelta(minutes=20)
+    ScannerHealth.objects.create(
+        scanner=gateway, online=True, last_batch_at=long_ago, last_heartbeat_at=long_ago
+    )
+    headers = session_headers(person("nurse-honest", NURSE))
+    pump = w.assets["Pump A"]
+
+    async def scenario():
+        ws = communicator(w.floor.pk, headers)
+        await ws.connect()
+        snapshot = await ws.receive_json_from()
+        by_name = {a["name"]: a for a in snapshot["assets"]}
+        assert by_name["Pump A"]["quality"] == "confirmed"
+        assert by_name["Pump A"]["zone_confidence"] == 0.97
+        assert by_name["Pump A"]["last_confirmed_zone"] == "Room 301"
+        assert by_name["Pump A"]["last_confirmed_zone_id"] == w.rooms[0].pk
+        assert by_name["Chair 1"]["quality"] == "stale"
+        assert by_name["Chair 1"]["quality_reasons"][0] == "not-heard"
+        assert set(live.LOCATION_FIELDS) <= set(by_name["Pump B"])
+
+        assert await sync_to_async(presence.mark_offline_scanners)() == 1
+        message = await ws.receive_json_from(timeout=2)
+        assert message["assets"] == [
+            {
+                "asset_id": pump.pk,
+                "floor_id": w.floor.pk,
+                "quality": "uncertain",
+                "quality_reasons": ["scanners-offline"],
+            }
+        ]
         await ws.disconnect()
 
     async_to_sync(scenario)()

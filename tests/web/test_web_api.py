@@ -1,12 +1,16 @@
 """The find-nearest and status-change endpoints: who may call them and what they answer."""
 
+from datetime import timedelta
+
 import pytest
 from auditlog.models import LogEntry
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from hospital.roles import BIOMED, NURSE
 from tests.factories import FloorFactory, ZoneFactory
 from tests.web.support import person, rect, trap_ward
+from tracking.models import AssetLocation
 
 
 @pytest.fixture
@@ -54,6 +58,39 @@ def test_find_nearest_counts_floor_changes(api_for, ward, settings):
     assert first["floor_changes"] == 1
     assert first["walking_distance_m"] == pytest.approx(50.0)  # no stairs drawn: the cost
     assert first["straight_line_m"] is None
+
+
+def test_a_pump_whose_room_is_not_confirmed_comes_after_the_confirmed_ones(api_for, ward):
+    """Across is nearer on foot, but its room is not confirmed: Next door (confirmed) first,
+    Across after it, flagged with its confidence and the room it was last confirmed in."""
+    confirmed_at = timezone.now() - timedelta(minutes=7)
+    AssetLocation.objects.filter(asset=ward.assets["Across"]).update(
+        zone_probability=0.42, confirmed_zone=ward.zones["N2"], confirmed_at=confirmed_at
+    )
+    results = nearest(api_for(NURSE), type="infusion-pump", from_zone=ward.zones["S1"].pk)
+    next_door, across = results.json()["results"]
+    assert (next_door["name"], next_door["quality"]) == ("Next door", "confirmed")
+    assert next_door["last_confirmed_zone"] == "S0"
+    assert across["name"] == "Across"
+    assert across["quality"] == "uncertain"
+    assert across["quality_reasons"] == ["low-confidence"]
+    assert across["zone_confidence"] == 0.42
+    assert across["zone"] == "N1"  # the engine's best guess, ranked as a guess
+    assert across["last_confirmed_zone"] == "N2"
+    assert across["last_confirmed_zone_id"] == ward.zones["N2"].pk
+    assert across["last_confirmed_at"] == confirmed_at.isoformat().replace("+00:00", "Z")
+    assert across["walking_distance_m"] < next_door["walking_distance_m"]
+
+
+def test_a_pump_not_heard_for_a_while_comes_last(api_for, ward):
+    silent_since = timezone.now() - timedelta(minutes=5)
+    AssetLocation.objects.filter(asset=ward.assets["Across"]).update(last_seen_at=silent_since)
+    AssetLocation.objects.filter(asset=ward.assets["Next door"]).update(scanners_used=1)
+    results = nearest(api_for(NURSE), type="infusion-pump", from_zone=ward.zones["S1"].pk)
+    assert [(r["name"], r["quality"]) for r in results.json()["results"]] == [
+        ("Next door", "uncertain"),
+        ("Across", "stale"),
+    ]
 
 
 def test_find_nearest_limit(api_for, ward):

@@ -8,9 +8,11 @@ import json
 import os
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from alerts.models import Alert, AlertState
@@ -29,7 +31,8 @@ from tests.web.support import (
     stop,
     trap_ward,
 )
-from tracking.models import Asset, AssetLocation, Scanner, Tag
+from tracking import presence
+from tracking.models import Asset, AssetLocation, Scanner, ScannerHealth, Tag
 from tracking.simulation.layout import generate_hospital
 from tracking.simulation.radio import RadioSimulator, format_ts
 
@@ -112,6 +115,20 @@ def post_json(url, body, token):
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
         return response.status, json.loads(response.read())
+
+
+def in_another_thread(function):
+    """Run worker-side code (which publishes with async_to_sync) away from the event loop that
+    Playwright's sync API keeps in the test's thread."""
+
+    def run():
+        try:
+            return function()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result(timeout=60)
 
 
 def test_sign_in_and_out(page, server):
@@ -207,6 +224,63 @@ def test_find_nearest_picks_the_pump_across_the_corridor(strict_page, server):
     page.get_by_role("button", name="Needs cleaning").click()
     page.get_by_text("Marked “Needs cleaning”.").wait_for()
     assert Asset.objects.get(name="Across").status == "needs-cleaning"
+
+
+def test_the_map_shows_the_last_confirmed_room_never_a_guess_as_a_room(strict_page, server):
+    """Honest location on the floor map: a pump whose room is not confirmed is listed after the
+    confirmed one, as "last confirmed in <room> at <time> (confidence NN %)"; a gateway going
+    offline turns the selected pump's room into its last confirmed room, live."""
+    page = strict_page
+    ward = trap_ward()
+    AssetLocation.objects.filter(asset=ward.assets["Across"]).update(
+        zone_probability=0.4,
+        confirmed_zone=ward.zones["N2"],
+        confirmed_at=timezone.now() - timedelta(minutes=4),
+    )
+    gateway = Scanner.objects.create(serial="gw-s0", floor=ward.floor, x=2.5, y=3.5)  # in S0
+    long_ago = timezone.now() - timedelta(minutes=20)
+    ScannerHealth.objects.create(
+        scanner=gateway, online=True, last_batch_at=long_ago, last_heartbeat_at=long_ago
+    )
+    person("nina", NURSE)
+    sign_in(page, server, "nina")
+    page.wait_for_url(f"{server}/")
+    page.goto(f"{server}/map/?floor={ward.floor.pk}")
+    page.get_by_text("Live", exact=True).wait_for()
+    page.get_by_label("Equipment", exact=True).select_option("infusion-pump")
+    page.get_by_label("I am in").select_option(str(ward.zones["S1"].pk))
+    page.get_by_role("button", name="Find nearest available").click()
+    results = page.locator("#find-results button")
+    results.nth(1).wait_for()
+    assert "Next door" in results.nth(0).inner_text()
+    unsure = results.nth(1).inner_text()
+    assert "Across" in unsure
+    assert "Room not confirmed: last confirmed in N2 at" in unsure
+    assert "(confidence 40 %)" in unsure
+    assert "best guess N1, Trap ward" in unsure
+    assert "not confirmed comes after the rest" in page.locator("#find-status").inner_text()
+
+    results.nth(1).click()
+    detail = page.locator("#detail")
+    detail.wait_for(state="visible")
+    text = detail.inner_text()
+    assert "last confirmed in N2 at" in text
+    assert "(confidence 40 %)" in text
+    assert "uncertain: weak evidence for the room · best guess now N1" in text
+
+    page.get_by_label("Name, type, serial number or tag").fill("Across")
+    found = page.locator("#search-results button").first
+    found.wait_for()
+    assert "Room not confirmed: last confirmed in N2 at" in found.inner_text()
+
+    results.nth(0).click()
+    detail.get_by_text("S0, Trap ward", exact=True).wait_for()
+    assert "confirmed (confidence 97 %)" in detail.inner_text()
+    assert in_another_thread(presence.mark_offline_scanners) == 1
+    detail.get_by_text("the room's scanners are offline").wait_for()
+    text = detail.inner_text()
+    assert "last confirmed in S0 at" in text
+    assert "(confidence 97 %)" in text
 
 
 def test_a_nurse_cannot_open_the_admin_or_acknowledge_alerts(page, server):

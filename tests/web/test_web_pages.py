@@ -6,9 +6,11 @@ import pytest
 from auditlog.models import LogEntry
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.utils import timezone
 
 from hospital.roles import NURSE
 from tests.web.support import trap_ward
+from tracking.models import AssetLocation
 from web.middleware import CSP
 
 PAGES = ["/map/", "/console/", "/sensors/"]
@@ -106,6 +108,19 @@ def test_asset_detail_shows_what_a_nurse_needs(nurse, ward):
         assert text in html
     assert 'value="needs-cleaning"' in html
     assert 'value="maintenance"' not in html
+
+
+def test_asset_detail_shows_the_last_confirmed_room_when_the_room_is_uncertain(nurse, ward):
+    asset = ward.assets["Across"]
+    confirmed_at = timezone.now().replace(hour=9, minute=41, second=0, microsecond=0)
+    AssetLocation.objects.filter(asset=asset).update(
+        zone_probability=0.42, confirmed_zone=ward.zones["N2"], confirmed_at=confirmed_at
+    )
+    html = nurse.get(f"/assets/{asset.pk}/").content.decode()
+    assert "last confirmed in N2 at" in html
+    assert "09:41</time> (confidence 42 %)" in html
+    assert "uncertain: weak evidence for the room · best guess now N1, Trap ward" in html
+    assert "<dd>N1, Trap ward</dd>" not in html  # never the room as if it were known
 
 
 def test_a_nurse_marks_a_pump_in_use_and_it_is_audited(nurse, ward):

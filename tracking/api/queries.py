@@ -19,7 +19,13 @@ DEFAULT_HISTORY_WINDOW = timedelta(days=1)
 
 def assets() -> QuerySet[Asset]:
     return Asset.objects.select_related(
-        "asset_type", "department", "tag", "location__floor", "location__zone", "maintenance"
+        "asset_type",
+        "department",
+        "tag",
+        "location__floor",
+        "location__zone",
+        "location__confirmed_zone",
+        "maintenance",
     ).order_by("name")
 
 

@@ -7,6 +7,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from hospital.models import Building, Floor, Zone
+from tracking import quality
+from tracking.confidence import QUALITY_CHOICES, REASON_CHOICES, Assessment
 from tracking.models import (
     Asset,
     AssetLocation,
@@ -25,10 +27,62 @@ class AssetTypeSerializer(serializers.ModelSerializer):
         fields = ["id", "slug", "name", "mobility"]
 
 
+def location_assessment(field: serializers.Field, location: AssetLocation) -> Assessment:
+    """The location's quality judged now (tracking.quality); the judge (one query for the
+    offline scanners) is made once per response and kept in the serializer context."""
+    judged = getattr(location, "_wardwise_assessment", None)
+    if judged is None:
+        context = field.context
+        judge = context.get("location_judge")
+        if judge is None:
+            judge = context["location_judge"] = quality.judge(context.get("now"))
+        judged = location._wardwise_assessment = judge(location)
+    return judged
+
+
 class LocationSerializer(serializers.ModelSerializer):
     floor = serializers.CharField(source="floor.name", allow_null=True, default=None)
-    zone = serializers.CharField(source="zone.name", allow_null=True, default=None)
+    zone = serializers.CharField(
+        source="zone.name",
+        allow_null=True,
+        default=None,
+        help_text="The engine's current zone: show it as the room only when `quality` is "
+        "`confirmed`.",
+    )
     last_seen = serializers.DateTimeField(source="last_seen_at")
+    zone_confidence = serializers.FloatField(
+        source="zone_probability",
+        allow_null=True,
+        read_only=True,
+        help_text="Posterior probability (0-1) that the asset is in `zone`; null when not "
+        "recorded.",
+    )
+    scanners_used = serializers.IntegerField(
+        allow_null=True, read_only=True, help_text="Scanners the estimate used."
+    )
+    quality = serializers.SerializerMethodField(
+        help_text="confirmed: the evidence supports `zone`; uncertain: it does not, show the "
+        "last confirmed zone; stale: not heard recently (docs/ui.md, Honest location)."
+    )
+    quality_reasons = serializers.SerializerMethodField(
+        help_text="Why the zone is not confirmed, most important first; empty when confirmed."
+    )
+    last_confirmed_zone_id = serializers.IntegerField(
+        source="confirmed_zone_id", allow_null=True, read_only=True
+    )
+    last_confirmed_zone = serializers.CharField(
+        source="confirmed_zone.name",
+        allow_null=True,
+        default=None,
+        read_only=True,
+        help_text="The last zone the evidence confirmed; null if none ever was.",
+    )
+    last_confirmed_at = serializers.DateTimeField(
+        source="confirmed_at",
+        allow_null=True,
+        read_only=True,
+        help_text="Event time of the last estimate that confirmed it.",
+    )
 
     class Meta:
         model = AssetLocation
@@ -43,7 +97,24 @@ class LocationSerializer(serializers.ModelSerializer):
             "estimated_at",
             "last_seen",
             "presence",
+            "zone_confidence",
+            "scanners_used",
+            "quality",
+            "quality_reasons",
+            "last_confirmed_zone_id",
+            "last_confirmed_zone",
+            "last_confirmed_at",
         ]
+
+    @extend_schema_field(serializers.ChoiceField(choices=QUALITY_CHOICES))
+    def get_quality(self, location: AssetLocation) -> str:
+        return location_assessment(self, location).quality.value
+
+    @extend_schema_field(
+        serializers.ListField(child=serializers.ChoiceField(choices=REASON_CHOICES))
+    )
+    def get_quality_reasons(self, location: AssetLocation) -> list[str]:
+        return [reason.value for reason in location_assessment(self, location).reasons]
 
 
 class AssetSerializer(serializers.ModelSerializer):

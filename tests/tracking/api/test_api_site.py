@@ -93,3 +93,8 @@ def test_the_read_api_schema_validates_without_warnings():
     )
     assert "/api/v1/assets/{id}/history/" in schema["paths"]
     assert "/api/v1/scanners/" in schema["paths"]
+    location = schema["components"]["schemas"]["Location"]["properties"]
+    for name in ("zone_confidence", "quality", "last_confirmed_zone", "last_confirmed_at"):
+        assert name in location
+    quality = schema["components"]["schemas"]["LocationQualityEnum"]
+    assert quality["enum"] == ["confirmed", "uncertain", "stale"]

@@ -8,6 +8,8 @@
   const cfg = Wardwise.config("map-config");
   const params = new URLSearchParams(location.search);
   const typeNames = Object.fromEntries(cfg.types.map((t) => [t.slug, t.name]));
+  const zoneById = new Map(cfg.zones.map((z) => [z.id, z]));
+  const floorNames = new Map(cfg.buildings.flatMap((b) => b.floors.map((f) => [f.id, f.name])));
   const shapeOf = Markers.shapeFor(cfg.types);
   const $ = (id) => document.getElementById(id);
 
@@ -37,6 +39,7 @@
     showAccuracy: false,
     zoneLayers: new Map(), // zone id -> polygon
     route: new Set(), // zone ids of the walk to the chosen find-nearest result
+    clockOffset: 0, // server clock minus this browser's, from the snapshot
   };
 
   const ZONE_FILL = {
@@ -44,6 +47,58 @@
     "nurse-station": "#e7f1f8", storage: "#f1efe6", "clean-utility": "#eef6ee",
     "soiled-utility": "#f6eeee", pharmacy: "#eeeaf6", "blood-bank": "#f6e9ee",
   };
+
+  /* ---------- honest location ---------- */
+
+  /* The server judges each position (confirmed, uncertain, stale: docs/ui.md); an asset that
+     falls silent gets no message, so staleness is also judged here, on the server's clock. */
+  function qualityOf(data) {
+    if (data.presence === "missing") return "stale";
+    const seen = Date.parse(data.last_seen || data.ts);
+    const silentMs = Date.now() + state.clockOffset - seen;
+    if (!Number.isNaN(seen) && silentMs > cfg.location.staleAfterS * 1000) return "stale";
+    return data.quality || "uncertain";
+  }
+
+  const REASONS = {
+    "not-heard": "not heard recently",
+    "no-recent-estimate": "no recent position",
+    "scanners-offline": "the room's scanners are offline",
+    "no-zone": "not in a room",
+    "confidence-unknown": "confidence not recorded",
+    "low-confidence": "weak evidence for the room",
+    "few-scanners": "heard by too few scanners",
+    "poor-accuracy": "position too imprecise",
+  };
+
+  function clock(iso) {
+    const when = new Date(iso);
+    if (Number.isNaN(when.getTime())) return "an unknown time";
+    const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (Date.now() - when.getTime() < 20 * 3600 * 1000) return time;
+    return `${when.toLocaleDateString([], { day: "numeric", month: "short" })} ${time}`;
+  }
+
+  function percent(p) {
+    return p === null || p === undefined ? "unknown" : `${Math.round(p * 100)} %`;
+  }
+
+  /* "last confirmed in N1 at 10:02 (confidence 40 %)": what is shown instead of a room the
+     evidence no longer supports. The confidence is the current estimate's. */
+  function lastConfirmed(data, floorId) {
+    const confirmedZone = zoneById.get(data.last_confirmed_zone_id);
+    const otherFloor = confirmedZone && confirmedZone.floor_id !== floorId ? floorNames.get(confirmedZone.floor_id) : null;
+    const where = data.last_confirmed_zone
+      ? `last confirmed in ${data.last_confirmed_zone}${otherFloor ? ", " + otherFloor : ""} at ${clock(data.last_confirmed_at)}`
+      : "no room confirmed yet";
+    return `${where} (confidence ${percent(data.zone_confidence)})`;
+  }
+
+  function whyUncertain(data, quality) {
+    if (quality === "stale") return `not heard since ${clock(data.last_seen || data.ts)}`;
+    const reasons = (data.quality_reasons || []).map((r) => REASONS[r]).filter(Boolean);
+    return reasons.length ? reasons.join(", ") : "room not confirmed";
+  }
 
   /* ---------- plan ---------- */
 
@@ -115,6 +170,8 @@
 
   function onMessage(message) {
     if (message.type === "snapshot" && message.floor_id === state.floorId) {
+      const serverNow = Date.parse(message.ts);
+      if (!Number.isNaN(serverNow)) state.clockOffset = serverNow - Date.now();
       markerLayer.clearLayers();
       accuracyLayer.clearLayers();
       state.assets.clear();
@@ -152,7 +209,7 @@
     try {
       const asset = await Wardwise.api(`${cfg.urls.assets}${id}/`);
       if (state.floorId !== update.floor_id) return;
-      upsert({ ...update, name: asset.name, type: asset.type, status: asset.status, battery_pct: asset.battery_pct, last_seen: update.ts });
+      upsert({ ...update, name: asset.name, type: asset.type, status: asset.status, battery_pct: asset.battery_pct, last_seen: update.last_seen || update.ts });
     } catch (e) {
       /* the asset vanished or we lost the session; the next snapshot corrects either */
     }
@@ -161,7 +218,8 @@
   function upsert(data) {
     const id = data.asset_id;
     const latlng = [data.y, data.x];
-    const look = Markers.style(data.status, data.presence);
+    const quality = qualityOf(data);
+    const look = Markers.style(data.status, data.presence, quality);
     let record = state.assets.get(id);
     if (!record) {
       const marker = new Markers.AssetMarker(latlng, {
@@ -171,18 +229,31 @@
         look: look,
         selected: id === state.selected,
       });
-      marker.bindTooltip(() => `${record.data.name} · ${cfg.statusLabels[record.data.status] || record.data.status}`);
+      marker.bindTooltip(() => `${record.data.name} · ${cfg.statusLabels[record.data.status] || record.data.status}${record.quality === "confirmed" ? "" : " · room not confirmed"}`);
       marker.on("click", () => select(id, false));
       marker.addTo(markerLayer);
-      record = { data, marker, circle: null };
+      record = { data, marker, circle: null, quality };
       state.assets.set(id, record);
     } else {
       record.data = data;
+      record.quality = quality;
       record.marker.options.look = look;
       record.marker.setLatLng(latlng);
     }
     syncAccuracy(record);
     if (id === state.selected) renderDetail(record.data);
+  }
+
+  /* Assets that fell silent turn stale without a message: look again every few seconds. */
+  function recheckQuality() {
+    for (const record of state.assets.values()) {
+      const quality = qualityOf(record.data);
+      if (quality === record.quality) continue;
+      record.quality = quality;
+      record.marker.options.look = Markers.style(record.data.status, record.data.presence, quality);
+      record.marker.redraw();
+      if (record.data.asset_id === state.selected) renderDetail(record.data);
+    }
   }
 
   function remove(id) {
@@ -246,7 +317,17 @@
     fact(dl, "Type", typeNames[data.type] || data.type || "—");
     fact(dl, "Status", Wardwise.el("span", { class: `status-badge status-${data.status}`, text: cfg.statusLabels[data.status] || data.status }));
     const floorName = state.floor ? state.floor.name : "";
-    fact(dl, "Room", data.floor_left ? "left this floor" : `${data.zone || "between rooms"}${floorName ? ", " + floorName : ""}`);
+    const quality = data.floor_left ? null : qualityOf(data);
+    if (data.floor_left) {
+      fact(dl, "Room", "left this floor");
+    } else if (quality === "confirmed") {
+      fact(dl, "Room", `${data.zone || "between rooms"}${floorName ? ", " + floorName : ""}`);
+      fact(dl, "Location", `confirmed (confidence ${percent(data.zone_confidence)})`);
+    } else {
+      fact(dl, "Room", Wardwise.el("span", { class: "unconfirmed", text: lastConfirmed(data, state.floorId) }));
+      const guess = data.zone ? ` · best guess now ${data.zone}` : "";
+      fact(dl, "Location", `${quality === "stale" ? "stale" : "uncertain"}: ${whyUncertain(data, quality)}${guess}`);
+    }
     const seen = data.last_seen || data.ts;
     fact(dl, "Last seen", Wardwise.el("time", { datetime: seen, "data-relative": true, text: Wardwise.ago(seen) }),
       data.presence === "missing" ? " (missing)" : "");
@@ -336,11 +417,16 @@
         status.textContent = `No available ${typeName} is located right now.`;
         return;
       }
-      status.textContent = `${data.results.length} available, nearest on foot from ${data.from_zone.name} first.`;
+      const unsure = data.results.some((r) => r.quality !== "confirmed");
+      status.textContent = `${data.results.length} available, nearest on foot from ${data.from_zone.name} first.`
+        + (unsure ? " Equipment whose room is not confirmed comes after the rest." : "");
       data.results.forEach((r, i) => {
         const floors = r.floor_changes ? ` · ${r.floor_changes} floor change${r.floor_changes > 1 ? "s" : ""}` : "";
         const via = r.route.slice(1, -1).map((step) => step.zone);
-        const where = `${r.zone}, ${r.floor} · ${Math.round(r.walking_distance_m)} m walk${floors}${via.length ? " via " + via.join(", ") : ""}`;
+        const walk = `${Math.round(r.walking_distance_m)} m walk${floors}${via.length ? " via " + via.join(", ") : ""}`;
+        const where = r.quality === "confirmed"
+          ? `${r.zone}, ${r.floor} · ${walk}`
+          : `Room not confirmed: ${lastConfirmed(r, r.floor_id)} · best guess ${r.zone}, ${r.floor} · ${walk}`;
         const item = resultButton(i + 1, r.name, where, (e) => {
           pressOnly(list, e.currentTarget);
           state.route = new Set(r.route.map((step) => step.zone_id));
@@ -380,7 +466,9 @@
       status.textContent = items.length ? `${data.count ?? items.length} found` : "Nothing matches.";
       list.replaceChildren(...items.map((a) => {
         const loc = a.location;
-        const where = loc ? `${loc.zone || "between rooms"}, ${loc.floor} · seen ${Wardwise.ago(loc.last_seen)}` : "never located";
+        let where = "never located";
+        if (loc && loc.quality === "confirmed") where = `${loc.zone || "between rooms"}, ${loc.floor} · seen ${Wardwise.ago(loc.last_seen)}`;
+        else if (loc) where = `Room not confirmed: ${lastConfirmed(loc, loc.floor_id)} · ${loc.floor} · seen ${Wardwise.ago(loc.last_seen)}`;
         const label = `${a.name} · ${a.type_name} · ${cfg.statusLabels[a.status] || a.status}`;
         return resultButton("›", label, where, () => {
           state.route = new Set();
@@ -408,6 +496,7 @@
       if (status === "retired") continue;
       legend.append(Wardwise.el("span", { class: "legend-item" }, Markers.legendSwatch("circle", look), cfg.statusLabels[status]));
     }
+    legend.append(Wardwise.el("span", { class: "legend-item" }, Markers.legendSwatch("circle", Markers.style("available", "present", "uncertain")), "Room not confirmed (faded, dashed ring)"));
     legend.append(Wardwise.el("span", { class: "legend-item" }, Markers.legendSwatch("circle", Markers.MISSING), "Missing (not heard)"));
   }
 
@@ -425,6 +514,13 @@
       return record ? { ...record.data } : null;
     },
     count() { return state.assets.size; },
+    quality(id) {
+      const record = state.assets.get(Number(id));
+      return record ? record.quality : null;
+    },
+    unconfirmed() {
+      return [...state.assets.values()].filter((r) => r.quality !== "confirmed").map((r) => r.data.asset_id);
+    },
     floorId() { return state.floorId; },
     receive: onMessage,
   };
@@ -440,6 +536,7 @@
     for (const record of state.assets.values()) syncAccuracy(record);
   });
   $("toggle-labels").addEventListener("change", updateLabels);
+  setInterval(recheckQuality, 5000);
   map.on("zoomend", updateLabels);
 
   const fromZone = params.get("from_zone") || localStorage.getItem(FROM_KEY);

@@ -13,8 +13,12 @@ const Markers = (() => {
   };
   const MISSING = { color: "#57606a", glyph: "hollow" };
 
-  function style(status, presence) {
-    return presence === "missing" ? MISSING : STATUS[status] || MISSING;
+  /* `quality` (honest location): a marker whose room is not confirmed ("uncertain" or
+     "stale") keeps its status look, faded, inside a dashed ring. */
+  function style(status, presence, quality) {
+    if (presence === "missing") return MISSING;
+    const look = STATUS[status] || MISSING;
+    return quality && quality !== "confirmed" ? { ...look, uncertain: true } : look;
   }
 
   function polygon(ctx, x, y, r, sides, rotation) {
@@ -59,6 +63,7 @@ const Markers = (() => {
 
   /* Draw one marker; shared by the map's canvas and the legend's little canvases. */
   function draw(ctx, shape, look, x, y, r, selected) {
+    if (look.uncertain) ctx.globalAlpha = 0.45;
     outline(ctx, shape, x, y, r);
     ctx.lineWidth = selected ? 3 : 1.5;
     if (look.glyph === "hollow") {
@@ -87,6 +92,16 @@ const Markers = (() => {
         ctx.moveTo(x + r * 0.45, y - r * 0.45); ctx.lineTo(x - r * 0.45, y + r * 0.45);
         ctx.stroke();
       }
+    }
+    if (look.uncertain) {
+      ctx.globalAlpha = 1;
+      ctx.beginPath();
+      ctx.arc(x, y, r + 3, 0, Math.PI * 2);
+      ctx.setLineDash([2, 2]);
+      ctx.strokeStyle = "#16202a";
+      ctx.lineWidth = 1.5;
+      ctx.stroke();
+      ctx.setLineDash([]);
     }
     if (selected) {
       ctx.beginPath();
