@@ -65,22 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain", type=float, default=15.0, help="seconds to wait for alerts")
     parser.add_argument("--excursion-one-in", type=int, default=10, help="1 sensor in N has them")
     parser.add_argument("--excursion-every", type=float, default=120.0, help="s between excursions")
-    parser.add_argument(
-        "--server",
-        choices=("gunicorn", "uvicorn", "daphne"),
-        default="gunicorn",
-        help="gunicorn: HTTP through gunicorn, websockets through one uvicorn process "
-        "(docs/deployment.md); uvicorn, daphne: everything through the ASGI server",
-    )
-    parser.add_argument(
-        "--web-procs", type=int, default=2, help="HTTP server processes (gunicorn or ASGI)"
-    )
-    parser.add_argument(
-        "--http-threads",
-        type=int,
-        default=4,
-        help="threads per gunicorn worker (gthread workers; 1: sync workers)",
-    )
+    load.add_server_arguments(parser, server="gunicorn", web_procs=2)
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--floors", type=int, default=2)
     parser.add_argument("--rooms-per-side", type=int, default=20)

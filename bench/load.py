@@ -63,6 +63,26 @@ SAMPLE_S = 2.0
 SUSTAINED_SHARE = 0.98
 
 
+def add_server_arguments(parser: argparse.ArgumentParser, *, server: str, web_procs: int) -> None:
+    """The server layout options `Stack` reads (shared with bench.coldchain)."""
+    parser.add_argument(
+        "--server",
+        choices=("uvicorn", "daphne", "gunicorn"),
+        default=server,
+        help="gunicorn: HTTP through gunicorn, websockets through one uvicorn process "
+        "(docs/deployment.md); uvicorn, daphne: everything through the ASGI server",
+    )
+    parser.add_argument(
+        "--web-procs", type=int, default=web_procs, help="HTTP server processes (gunicorn or ASGI)"
+    )
+    parser.add_argument(
+        "--http-threads",
+        type=int,
+        default=4,
+        help="threads per gunicorn worker (gthread workers; 1: sync workers)",
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=int, help="readings/s offered (default: the targets)")
@@ -71,22 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain", type=float, default=30.0, help="max seconds to drain")
     parser.add_argument("--find-max", action="store_true", help="step rates until one fails")
     parser.add_argument("--quick", action="store_true", help="20 s smoke run at 2,000/s")
-    parser.add_argument(
-        "--server",
-        choices=("uvicorn", "daphne", "gunicorn"),
-        default="uvicorn",
-        help="gunicorn: HTTP through gunicorn, websockets through one uvicorn process "
-        "(docs/deployment.md); uvicorn, daphne: everything through the ASGI server",
-    )
-    parser.add_argument(
-        "--web-procs", type=int, default=1, help="HTTP server processes (gunicorn or ASGI)"
-    )
-    parser.add_argument(
-        "--http-threads",
-        type=int,
-        default=4,
-        help="threads per gunicorn worker (gthread workers; 1: sync workers)",
-    )
+    add_server_arguments(parser, server="uvicorn", web_procs=1)
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--floors", type=int, default=5)
     parser.add_argument("--rooms-per-side", type=int, default=25)
