@@ -63,7 +63,7 @@ def accept_rssi_batch(scanner: Scanner, body: bytes, *, now: float | None = None
             client.delete(batch_key)
         raise
     if write_activity:
-        activity.write(scanner.pk)
+        activity.write_all()
     for shard in shards:
         tasks.queue_claimed(shard)
     return result

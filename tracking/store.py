@@ -15,7 +15,15 @@ from datetime import datetime
 import psycopg
 from django.db import connection
 
-from tracking.models import Asset, AssetLocation, PositionSample, Presence, Tag, ZoneStay
+from tracking.models import (
+    Asset,
+    AssetLocation,
+    PositionSample,
+    Presence,
+    ScannerHealth,
+    Tag,
+    ZoneStay,
+)
 
 #: Location columns written by every position update, in the order of a location row.
 LOCATION_COLUMNS = (
@@ -47,6 +55,7 @@ SAMPLE_TYPES = tuple(kind for _, kind in SAMPLE_COLUMNS)
 CLOSING_TYPES = ("bigint", "timestamptz", "bigint")  # asset, moment, new zone
 OPENING_TYPES = ("bigint", "bigint", "timestamptz")  # asset, zone, entered at
 HEARD_TYPES = ("bigint", "timestamptz")
+ACTIVITY_TYPES = ("bigint", "bigint", "bigint", "timestamptz")  # scanner, accepted, rejected, last
 BATTERY_TYPES = ("text", "double precision")
 
 
@@ -221,3 +230,19 @@ def asset_statuses(asset_ids: list[int]) -> dict[int, str]:
             [asset_ids],
         )
     )
+
+
+def add_scanner_activity(rows: list[tuple]) -> list[int]:
+    """Add gathered batch counts to scanners' health rows (scanner, accepted, rejected, last
+    batch time or None), marking them online; returns the scanners that have no health row."""
+    updated = _execute(
+        f"UPDATE {_table(ScannerHealth)} AS h SET online = true, "  # noqa: S608  # nosec B608
+        "readings_accepted = h.readings_accepted + v.accepted, "
+        "readings_rejected = h.readings_rejected + v.rejected, "
+        "last_batch_at = GREATEST(h.last_batch_at, v.last_batch) "
+        f"FROM {_unnest(ACTIVITY_TYPES)} AS v(scanner_id, accepted, rejected, last_batch) "
+        "WHERE h.scanner_id = v.scanner_id RETURNING h.scanner_id",
+        _columns(rows, ACTIVITY_TYPES),
+    )
+    found = {scanner_id for (scanner_id,) in updated}
+    return [row[0] for row in rows if row[0] not in found]

@@ -81,11 +81,30 @@ def test_a_failed_database_write_keeps_the_counts_for_the_next_one(client, gatew
         raise DatabaseError("database is down")
 
     with monkeypatch.context() as patch:
+        patch.setattr("tracking.store.add_scanner_activity", refuse)
         patch.setattr(ScannerHealth.objects, "filter", refuse)
         assert activity.write_all() == 0
     assert counts(scanner) == (4, 0)
     assert activity.write_all() == 1
     assert counts(scanner) == (11, 0)
+
+
+@pytest.mark.parametrize("path", ["statement", "orm"])
+def test_one_write_moves_the_counts_of_every_scanner(client, gateway, monkeypatch, path):
+    if path == "orm":  # the embedded SQLite demo's path
+        monkeypatch.setattr("tracking.store.set_based", lambda: False)
+    scanner, token = gateway
+    other = ScannerFactory(serial="gw-activity-2")
+    other_token = issue_token(scanner=other)
+    send(client, token, 4)  # writes (the first batch finds the write due)
+    send(client, other_token, 3, bad=1)  # a first batch too, but the write is not due
+    send(client, token, 2)
+    assert not ScannerHealth.objects.filter(scanner=other).exists()
+
+    assert activity.write_all() == 2
+    assert counts(scanner) == (6, 0)
+    assert counts(other) == (3, 1)
+    assert ScannerHealth.objects.get(scanner=other).online
 
 
 def test_the_offline_check_writes_gathered_counts_before_it_judges(client, gateway):
