@@ -72,6 +72,27 @@ def test_one_bad_reading_is_rejected_by_index_and_the_good_ones_kept(bad, reason
     assert reason in rejected["reason"]
 
 
+@pytest.mark.parametrize(
+    ("raw_rssi", "reason"),
+    [
+        ("NaN", "rssi must be a number of dBm, not nan"),
+        ("-Infinity", "rssi must be a number of dBm, not -inf"),
+        ("-1" + "0" * 30, "out of range"),
+        ("1e999", "rssi must be a number of dBm, not inf"),
+    ],
+)
+def test_numbers_strict_json_parsers_refuse_cost_only_their_reading(raw_rssi, reason):
+    """NaN, Infinity and integers beyond 64 bits are read by Python's JSON parser: such a
+    reading is rejected on its own, the batch is not refused."""
+    good = json.dumps(reading(ts=NOW - 1))
+    bad = json.dumps(reading()).replace('"rssi": -67', f'"rssi": {raw_rssi}')
+    batch = validate(f'{{"readings": [{good}, {bad}]}}'.encode())
+    assert len(batch.readings) == 1
+    [rejected] = batch.rejected
+    assert rejected["index"] == 1
+    assert reason in rejected["reason"]
+
+
 def test_a_reading_without_required_fields_names_them():
     batch = validate(body([{"tag": TAG}]))
     assert batch.rejected == [{"index": 0, "reason": "missing field(s): rssi, ts"}]
