@@ -32,6 +32,7 @@ from rest_framework import authentication, exceptions, permissions
 
 from hospital import observability
 from hospital.models import DeviceToken
+from web.middleware import client_ip
 
 CREDENTIAL_MARK = "ww"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -232,7 +233,7 @@ class DeviceTokenAuthentication(authentication.BaseAuthentication):
         if token.last_used_at and now - token.last_used_at < LAST_USED_RESOLUTION:
             return
         token.last_used_at = now
-        token.last_used_ip = request.META.get("REMOTE_ADDR") or None
+        token.last_used_ip = client_ip(request) or None  # behind nginx: the gateway's address
         DeviceToken.objects.filter(pk=token.pk).update(
             last_used_at=now, last_used_ip=token.last_used_ip
         )

@@ -203,3 +203,23 @@ def test_a_gateway_relays_only_the_sensors_assigned_to_it(db, client):
     assert answer["accepted"] == 1
     assert "not relayed by gateway" in answer["rejected"][0]["reason"]
     assert mine.readings.count() == 1
+
+
+def test_last_use_records_the_gateways_address_behind_the_proxy(db, client, settings):
+    """Behind nginx every request comes from 127.0.0.1; the address that used the token is the
+    one the proxy appended to X-Forwarded-For."""
+    settings.WARDWISE_PROXY_HOPS = 1
+    scanner = ScannerFactory(serial="gw-behind-proxy")
+    token = issue_token(scanner=scanner)
+    response = client.post(
+        "/api/v1/scanners/heartbeat/",
+        json.dumps({"agent_version": "1", "uptime_s": 1}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {token}",
+        HTTP_X_FORWARDED_FOR="203.0.113.9, 10.20.30.40",
+        REMOTE_ADDR="127.0.0.1",
+    )
+    assert response.status_code < 300, response.content
+    stored = DeviceToken.objects.get(scanner=scanner, revoked_at__isnull=True)
+    assert stored.last_used_ip == "10.20.30.40"
+    assert stored.last_used_at is not None
