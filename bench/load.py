@@ -8,7 +8,9 @@
 What it does, every run: drops and creates the PostgreSQL database `wardwise_bench` (trust auth on
 127.0.0.1:5432), flushes Redis database 7, migrates, loads a generated hospital (5 floors, 250
 scanners, 10,000 tagged assets), issues a device token per scanner and a nurse's session; starts
-the ASGI server (uvicorn or daphne) and N Celery workers as subprocesses, waits until every
+the servers (by default the shipped layout, docs/deployment.md: gunicorn gthread for the REST
+ingestion beside one uvicorn process for the websockets; `--server uvicorn` or `daphne` for
+everything through one ASGI server) and N Celery workers as subprocesses, waits until every
 worker has built its localization engine, then runs simulated gateways (bench/loadgen.py: one
 batch per scanner per second, readings stamped with the send time) and nurses' floor websockets.
 
@@ -91,7 +93,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain", type=float, default=30.0, help="max seconds to drain")
     parser.add_argument("--find-max", action="store_true", help="step rates until one fails")
     parser.add_argument("--quick", action="store_true", help="20 s smoke run at 2,000/s")
-    add_server_arguments(parser, server="uvicorn", web_procs=1)
+    add_server_arguments(parser, server="gunicorn", web_procs=1)
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--floors", type=int, default=5)
     parser.add_argument("--rooms-per-side", type=int, default=25)
@@ -526,7 +528,16 @@ def summarize(rate, args, window, monitor, generator, watchers, final, held) -> 
         for k, v in generator.get("seconds", {}).items()
         if args.warmup <= int(k) < args.warmup + args.duration
     }
-    names = ("offered", "accepted", "rejected", "refused", "errors", "requests", "ticks_skipped")
+    names = (
+        "offered",
+        "accepted",
+        "rejected",
+        "refused",
+        "deferred",
+        "errors",
+        "requests",
+        "ticks_skipped",
+    )
     sent = {name: sum(b.get(name, 0) for b in seconds.values()) for name in names}
     statuses: dict[str, float] = {}
     for bucket in generator.get("seconds", {}).values():
@@ -570,6 +581,7 @@ def summarize(rate, args, window, monitor, generator, watchers, final, held) -> 
         "cursor_lag_max_s": round(max((s["cursor_lag_s"] for s in inside), default=0.0), 2),
         "rejected_readings": sent["rejected"],
         "refused_readings": sent["refused"],
+        "deferred_readings": sent["deferred"],
         "request_errors": sent["errors"],
         "ticks_skipped": sent["ticks_skipped"],
         "statuses": statuses,
@@ -690,7 +702,8 @@ def print_result(result: dict) -> None:
         f" processed {result['processed_per_s']:.0f}/s, backlog growth "
         f"{result['backlog_growth_per_s']:.0f}/s, cursor lag {result['cursor_lag_end_s']} s, "
         f"latency p50/p95/p99 {latency.get('p50')}/{latency.get('p95')}/{latency.get('p99')} s "
-        f"(n={latency.get('count')}), refused {result['refused_readings']}, errors "
+        f"(n={latency.get('count')}), refused {result['refused_readings']}, deferred "
+        f"{result.get('deferred_readings', 0)}, errors "
         f"{result['request_errors']}, lost {end['lost']} (unprocessed {end['unprocessed']:.0f}), "
         f"{'SUSTAINED' if result['sustained'] else 'NOT sustained'}",
         flush=True,
@@ -721,8 +734,9 @@ def markdown(all_results: dict) -> str:
             + ".",
             "",
             "| offered/s | accepted/s | processed/s | positions/s | backlog growth/s | "
-            "cursor lag end | latency p50 / p95 / p99 (s) | refused | errors | lost | sustained |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "cursor lag end | latency p50 / p95 / p99 (s) | refused | deferred | errors | lost | "
+            "sustained |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for run in report["runs"]:
             latency = run["latency_s"]
@@ -731,7 +745,8 @@ def markdown(all_results: dict) -> str:
                 f"{run['processed_per_s']:.0f} | {run['positions_per_s']:.0f} | "
                 f"{run['backlog_growth_per_s']:.0f} | {run['cursor_lag_end_s']} s | "
                 f"{latency.get('p50')} / {latency.get('p95')} / {latency.get('p99')} | "
-                f"{run['refused_readings']:.0f} | {run['request_errors']:.0f} | "
+                f"{run['refused_readings']:.0f} | {run.get('deferred_readings', 0):.0f} | "
+                f"{run['request_errors']:.0f} | "
                 f"{run['end']['lost']} (backlog {run['end'].get('unprocessed', 0):.0f}) | "
                 f"{'yes' if run['sustained'] else 'no'} |"
             )

@@ -92,6 +92,14 @@ class Tally:
             bucket[name] = bucket.get(name, 0) + value
 
 
+def retry_after_s(value: str | None) -> float | None:
+    """Delta-seconds of a Retry-After header (the form Wardwise sends), None otherwise."""
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
+
+
 async def scanner_loop(session, config, serial, token, tag_ids, means, phase, tally, seed):
     """One gateway: a batch every second at its own phase, sent on its own keep-alive
     connection, one request at a time (a real agent waits for the answer, then sends the next)."""
@@ -104,6 +112,7 @@ async def scanner_loop(session, config, serial, token, tag_ids, means, phase, ta
     tick = config["start_at"] + phase
     end = config["start_at"] + config["duration_s"]
     sequence = 0
+    resume_at = 0.0  # a 429 / 503 asked this gateway to wait until then (Retry-After)
     while tick < end:
         delay = tick - time.time()
         if delay > 0:
@@ -118,6 +127,11 @@ async def scanner_loop(session, config, serial, token, tag_ids, means, phase, ta
         if not heard.any():
             continue
         rssi = np.clip(np.rint(means[heard] + rng.normal(0, NOISE_SIGMA_DB, heard.sum())), -125, 0)
+        if now < resume_at:
+            # as the agent does (scanners/uploader.py): it keeps the batch and sends nothing
+            # before Retry-After; the benchmark counts it deferred and does not resend it
+            tally.add(now, offered=len(rssi), deferred=len(rssi))
+            continue
         stamp = iso_ms(now)
         sequence += 1
         readings = ",".join(
@@ -130,6 +144,7 @@ async def scanner_loop(session, config, serial, token, tag_ids, means, phase, ta
             async with session.post(url, data=body.encode(), headers=headers) as response:
                 payload = await response.read()
                 status = response.status
+                retry_after = retry_after_s(response.headers.get("Retry-After"))
         except (TimeoutError, OSError) as exc:
             tally.add(now, offered=sent, errors=1, **{f"error_{type(exc).__name__}": 1})
             continue
@@ -149,6 +164,8 @@ async def scanner_loop(session, config, serial, token, tag_ids, means, phase, ta
             )
         else:
             tally.add(now, offered=sent, requests=1, **{f"status_{status}": 1, "refused": sent})
+            if status in (429, 503) and retry_after is not None:
+                resume_at = now + retry_after
 
 
 async def run_scanners(config: dict) -> dict:
