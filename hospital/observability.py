@@ -46,6 +46,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "readings_accepted_total": ("counter", "Readings accepted by ingestion (answered 202)."),
     "readings_rejected_total": ("counter", "Readings rejected by ingestion, by reason."),
     "batches_total": ("counter", "Reading batches received, by outcome."),
+    "readings_refused_total": (
+        "counter",
+        "Valid readings of batches refused (503) because the workers were too far behind.",
+    ),
     "positions_total": ("counter", "Positions computed by the workers; rate() is positions/s."),
     "readings_processed_total": ("counter", "Readings the workers applied to the tag filters."),
     "readings_dropped_total": ("counter", "Readings the workers dropped, by reason (e.g. late)."),

@@ -335,6 +335,10 @@ WARDWISE = {
     "SHARDS": env_int("WARDWISE_SHARDS", 16),
     # Raw readings kept per shard stream in Redis (bounded retention).
     "STREAM_MAXLEN": env_int("WARDWISE_STREAM_MAXLEN", 200_000),
+    # Admission control: a batch touching a shard whose oldest unprocessed entry is older than
+    # this is refused whole (503 + Retry-After; the gateway keeps it), so the backlog stays
+    # bounded and nothing answered 202 is trimmed unprocessed (docs/pipeline.md). 0: off.
+    "MAX_BACKLOG_S": env_float("WARDWISE_MAX_BACKLOG_S", 60.0),
     # Readings are held back this long in event time so slow scanners' readings of the same
     # moment still arrive in order; a reading waits at most HOLD_MAX_S of wall time.
     "LATE_ALLOWANCE_S": env_float("WARDWISE_LATE_ALLOWANCE_S", 0.5),

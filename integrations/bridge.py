@@ -7,6 +7,13 @@ raises: a bad message is counted and logged, and the bridge carries on. paho rec
 back-off when the broker goes away, and `on_connect` subscribes again; the session is persistent
 (fixed client id, clean_start off), so QoS 1 messages published while the bridge was away are
 delivered when it comes back.
+
+A message is acknowledged only once the intake has decided about it. When it cannot decide yet
+(the workers are too far behind, `tracking.intake.Overloaded`, or Redis or the database is down)
+the message is kept unacknowledged and retried after the wait the intake asks for, and every
+later message queues behind it, so acknowledgements keep their order and the broker, whose
+in-flight window then fills, holds the rest: nothing is lost, whether the bridge retries or
+dies (the broker redelivers what was never acknowledged).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import logging
 import ssl
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -26,9 +33,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hospital import observability
+from hospital.api import RETRY_AFTER_S, UNAVAILABLE_ERRORS
 from hospital.devices import verify_token
 from integrations import mqtt
-from tracking.intake import EnvelopeError, accept_rssi_batch
+from tracking.intake import EnvelopeError, Overloaded, accept_rssi_batch
 from tracking.models import Scanner
 
 log = logging.getLogger(__name__)
@@ -37,6 +45,11 @@ AUTH_TOKEN = "token"  # noqa: S105  (a mode name)  # nosec B105
 AUTH_BROKER = "broker"
 CACHE_S = 30.0
 SESSION_EXPIRY_S = 3600
+#: Unacknowledged messages the broker may send ahead (MQTT 5 Receive Maximum): bounds what the
+#: bridge holds in memory while it waits to retry; the rest wait at the broker.
+RECEIVE_MAXIMUM = 100
+#: Outcomes that decide nothing yet: the message is retried, not acknowledged.
+RETRY_LATER = frozenset({"overloaded", "unavailable"})
 
 
 @dataclass
@@ -81,6 +94,16 @@ class BridgeConfig:
         )
 
 
+@dataclass
+class Deferred:
+    """A message waiting, unacknowledged, for its next try."""
+
+    message: paho.MQTTMessage
+    token: str | None
+    connection: int
+    due: float
+
+
 class Bridge:
     def __init__(self, config: BridgeConfig):
         self.config = config
@@ -89,6 +112,13 @@ class Bridge:
         self._scanners: dict[str, tuple[float, Scanner | None]] = {}
         self._tokens: dict[tuple[str, str], float] = {}
         self.connected = threading.Event()
+        #: Messages to retry, oldest first; while any wait, later messages wait behind them.
+        self._deferred: deque[Deferred] = deque()
+        self._deferred_changed = threading.Condition()
+        #: Bumped at each disconnect: message ids of an older connection must not be acknowledged.
+        self._connection = 0
+        self._stopping = threading.Event()
+        self._retrier: threading.Thread | None = None
         self.client = self._make_client()
 
     def count(self, outcome: str, amount: int = 1) -> None:
@@ -101,6 +131,9 @@ class Bridge:
         close_old_connections()
         try:
             outcome = self._handle(topic, payload, token)
+        except UNAVAILABLE_ERRORS as exc:
+            log.warning("mqtt %s: not taken yet, %s unavailable", topic, exc.__class__.__name__)
+            outcome = {"outcome": "unavailable", "retry_after_s": RETRY_AFTER_S}
         except Exception:
             log.exception("mqtt message on %s failed", topic)
             outcome = {"outcome": "error"}
@@ -133,6 +166,8 @@ class Bridge:
         except EnvelopeError as exc:
             log.warning("mqtt %s: %s", topic, exc)
             return {"outcome": "malformed", "detail": str(exc)}
+        except Overloaded as exc:
+            return {"outcome": "overloaded", "detail": str(exc), "retry_after_s": exc.retry_after_s}
         result["rejected"] = mqtt.merge_rejections(mapped, result["rejected"])
         if result["rejected"]:
             self.count("readings_rejected", len(result["rejected"]))
@@ -186,9 +221,11 @@ class Bridge:
                 keyfile=config.key_file or None,
                 tls_version=ssl.PROTOCOL_TLS_CLIENT,
             )
+        client.manual_ack_set(True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -204,10 +241,22 @@ class Bridge:
             ", ".join(self.config.topics),
         )
         self.count("connects")
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        """Ready only once the broker confirmed the subscriptions: a message published before
+        that would not be routed to the bridge."""
+        refused = [code for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("mqtt broker refused the bridge's subscription: %s", refused)
+            return
         self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
+        with self._deferred_changed:
+            # The broker redelivers what this connection left unacknowledged.
+            self._connection += 1
+            self._deferred.clear()
         log.warning("mqtt bridge disconnected (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, message) -> None:
@@ -216,12 +265,74 @@ class Bridge:
         for name, value in getattr(properties, "UserProperty", None) or []:
             if name.lower() == "token":
                 token = value
-        self.handle(message.topic, message.payload, token)
+        if message.qos == 0:  # no acknowledgement, no redelivery: one try only
+            if self.handle(message.topic, message.payload, token)["outcome"] in RETRY_LATER:
+                log.warning("mqtt %s: QoS 0 message not taken; it is not retried", message.topic)
+            return
+        with self._deferred_changed:
+            connection = self._connection
+            if self._deferred:  # its turn comes after theirs
+                self._deferred.append(Deferred(message, token, connection, 0.0))
+                self._deferred_changed.notify()
+                return
+        wait = self._retry_after(self.handle(message.topic, message.payload, token))
+        with self._deferred_changed:
+            if wait is None:
+                self._ack(message, connection)
+            else:
+                self._deferred.append(Deferred(message, token, connection, time.monotonic() + wait))
+                self._deferred_changed.notify()
+
+    @staticmethod
+    def _retry_after(outcome: dict) -> float | None:
+        """None when the message is decided (acknowledge it), else seconds until its next try."""
+        if outcome["outcome"] in RETRY_LATER:
+            return float(outcome["retry_after_s"])
+        return None
+
+    def _ack(self, message: paho.MQTTMessage, connection: int) -> None:
+        """Acknowledge on the connection that delivered it (caller holds _deferred_changed)."""
+        if connection == self._connection:
+            self.client.ack(message.mid, message.qos)
+
+    def _retry_deferred(self) -> None:
+        """The retry thread: tries the oldest deferred message when due; acknowledges and drops
+        it once decided, so the next one's turn comes."""
+        while not self._stopping.is_set():
+            with self._deferred_changed:
+                head = self._deferred[0] if self._deferred else None
+                wait = head.due - time.monotonic() if head else None
+                if head is None or wait > 0:
+                    self._deferred_changed.wait(wait)
+                    continue
+            message = head.message
+            outcome = self.handle(message.topic, message.payload, head.token)
+            retry_in = self._retry_after(outcome)
+            with self._deferred_changed:
+                if not self._deferred or self._deferred[0] is not head:
+                    continue  # disconnected meanwhile: the broker redelivers it
+                if retry_in is None:
+                    self._ack(message, head.connection)
+                    self._deferred.popleft()
+                else:
+                    head.due = time.monotonic() + retry_in
+
+    @property
+    def deferred(self) -> int:
+        """Messages waiting, unacknowledged, for a retry."""
+        with self._deferred_changed:
+            return len(self._deferred)
 
     def start(self) -> None:
         """Connect and run the network loop in a background thread (returns at once)."""
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
+        self._stopping.clear()
+        self._retrier = threading.Thread(
+            target=self._retry_deferred, name="mqtt-bridge-retry", daemon=True
+        )
+        self._retrier.start()
         self.client.connect_async(
             self.config.host,
             self.config.port,
@@ -232,5 +343,12 @@ class Bridge:
         self.client.loop_start()
 
     def stop(self) -> None:
+        """Disconnect; messages still deferred stay unacknowledged, so the broker keeps them for
+        the next start (persistent session)."""
+        self._stopping.set()
+        with self._deferred_changed:
+            self._deferred_changed.notify()
+        if self._retrier is not None:
+            self._retrier.join(timeout=30)
         self.client.disconnect()
         self.client.loop_stop()

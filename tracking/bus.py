@@ -4,7 +4,9 @@ Raw RSSI is not the product, so it never touches PostgreSQL: an accepted batch b
 entry per shard it touches (bounded by MAXLEN, so a stalled worker cannot fill memory), and the
 Celery task of that shard turns readings into positions. Every reading of a tag goes to the same
 shard, and one worker at a time owns a shard, which keeps per-tag order and filter state
-consistent however many workers run.
+consistent however many workers run. A batch is accepted only while the workers are less than
+MAX_BACKLOG_S behind on the shards it touches, so the backlog stays short of MAXLEN and nothing
+accepted is trimmed before a worker saw it.
 
 Without REDIS_URL (the embedded demo) the same code runs against fakeredis, an in-process
 implementation of the Redis protocol, so there is one code path.
@@ -17,6 +19,7 @@ import secrets
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import redis
@@ -27,6 +30,9 @@ from tracking.ingestion import RssiReading
 STREAM_KEY = "ww:rssi:{}"
 SCHEDULED_KEY = "ww:scheduled:{}"
 LOCK_KEY = "ww:lock:{}"
+#: The last stream entry id the shard's workers processed; written by tracking.pipeline (which
+#: imports this module), read here by the admission check.
+CURSOR_KEY = "ww:cursor:{}"
 #: A claimed schedule whose task never ran (worker lost) is claimable again after this.
 SCHEDULE_CLAIM_S = 30
 
@@ -61,19 +67,72 @@ def publish(scanner: str, readings: Iterable[RssiReading], received_at: float) -
     return shards
 
 
-#: Appends one stream entry per shard and claims each shard's processing task, atomically and
-#: as one command: a batch touches most shards, and this is the ingestion request's main cost.
+#: Keys: the stream of each touched shard, then its schedule claim, then its worker cursor, then
+#: the key of each follow-up command. Before appending, the oldest unprocessed entry of every
+#: touched shard (the first after the cursor the workers commit, tracking.pipeline) is aged
+#: against the server clock. If one is older than the limit, the batch is refused whole: nothing
+#: is appended, only the lagging shards' tasks are claimed (so a shard whose task was lost is
+#: queued again) and the "if refused" follow-ups run. Otherwise the appends, the claims and the
+#: "if admitted" follow-ups run. One command either way: a batch touches most shards, and this is
+#: the ingestion request's main cost. Reply: {claimed shard indexes, the index of the shard most
+#: behind or 0 when admitted, its lag in ms, the replies of the follow-ups that ran}.
 APPEND_AND_CLAIM = """
-local n = #KEYS / 2
+local unpack = unpack or table.unpack
+local n, admitted_count = tonumber(ARGV[6]), tonumber(ARGV[7])
+
+local function follow_ups(admitted)
+  local replies, key, arg, index = {}, 3 * n, 8 + n, 0
+  while arg <= #ARGV do
+    local count = tonumber(ARGV[arg])
+    index, key = index + 1, key + 1
+    if (index <= admitted_count) == admitted then
+      local command = {ARGV[arg + 1], KEYS[key]}
+      for j = 1, count do
+        command[j + 2] = ARGV[arg + 1 + j]
+      end
+      replies[#replies + 1] = redis.call(unpack(command))
+    end
+    arg = arg + 2 + count
+  end
+  return replies
+end
+
 local claimed = {}
+local limit_ms = tonumber(ARGV[5])
+if limit_ms > 0 and n > 0 then
+  local clock = redis.call('TIME')
+  local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  local lagging, worst, worst_ms = {}, 0, 0
+  for i = 1, n do
+    local cursor = redis.call('GET', KEYS[2 * n + i]) or '0-0'
+    local oldest = redis.call('XRANGE', KEYS[i], '(' .. cursor, '+', 'COUNT', 1)[1]
+    if oldest then
+      local lag_ms = now_ms - tonumber(string.match(oldest[1], '^%d+'))
+      if lag_ms > limit_ms then
+        lagging[#lagging + 1] = i
+        if lag_ms > worst_ms then
+          worst, worst_ms = i, lag_ms
+        end
+      end
+    end
+  end
+  if worst > 0 then
+    for _, i in ipairs(lagging) do
+      if redis.call('SET', KEYS[n + i], 1, 'NX', 'EX', ARGV[2]) then
+        claimed[#claimed + 1] = i
+      end
+    end
+    return {claimed, worst, worst_ms, follow_ups(false)}
+  end
+end
 for i = 1, n do
   redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*',
-             's', ARGV[3], 't', ARGV[4], 'r', ARGV[4 + i])
+             's', ARGV[3], 't', ARGV[4], 'r', ARGV[7 + i])
   if redis.call('SET', KEYS[n + i], 1, 'NX', 'EX', ARGV[2]) then
     claimed[#claimed + 1] = i
   end
 end
-return claimed
+return {claimed, 0, 0, follow_ups(true)}
 """
 
 
@@ -100,25 +159,86 @@ def queue_publish(pipe, scanner: str, readings: Iterable[RssiReading], received_
     return sorted(by_shard)
 
 
+def follow_up() -> redis.client.Pipeline:
+    """A recorder for commands that must run only if a batch is admitted (its answer, its counts)
+    or only if it is refused: queue them with the usual pipeline methods and pass it to
+    `queue_publish_and_claim`, which runs them inside the append script. Never executed itself.
+    Single-key commands only (the key is the first argument)."""
+    return client().pipeline(transaction=False)
+
+
+def _follow_up_commands(recorder) -> tuple[list, list]:
+    keys, args = [], []
+    for command, _options in recorder.command_stack if recorder is not None else []:
+        name, key, *rest = command
+        keys.append(key)
+        args += [len(rest), name, *rest]
+    return keys, args
+
+
 def queue_publish_and_claim(
-    pipe, scanner: str, readings: Iterable[RssiReading], received_at: float
+    pipe,
+    scanner: str,
+    readings: Iterable[RssiReading],
+    received_at: float,
+    *,
+    if_admitted: redis.client.Pipeline | None = None,
+    if_refused: redis.client.Pipeline | None = None,
 ) -> list[int]:
-    """Queue the appends of a batch and the claims of its shards' tasks as one script call on
-    `pipe`; its reply, passed to `claimed_shards`, names the shards this batch must queue."""
+    """Queue the admission check, the appends of a batch, the claims of its shards' tasks and
+    the follow-up commands (see `follow_up`) as one script call on `pipe`; its reply, passed to
+    `read_handoff`, says whether the batch was admitted and which shards it must queue."""
     by_shard = _by_shard(readings)
     shards = sorted(by_shard)
-    if shards:
-        keys = [STREAM_KEY.format(s) for s in shards] + [SCHEDULED_KEY.format(s) for s in shards]
-        rows = [json.dumps(by_shard[s], separators=(",", ":")) for s in shards]
-        args = [settings.WARDWISE["STREAM_MAXLEN"], SCHEDULE_CLAIM_S, scanner, repr(received_at)]
-        # EVAL, not EVALSHA: the body is small, the server caches it, and there is no
-        # "script not loaded" case after a Redis restart to recover from mid-pipeline.
-        pipe.eval(APPEND_AND_CLAIM, len(keys), *keys, *args, *rows)
+    admitted_keys, admitted_args = _follow_up_commands(if_admitted)
+    refused_keys, refused_args = _follow_up_commands(if_refused)
+    keys = [STREAM_KEY.format(s) for s in shards]
+    keys += [SCHEDULED_KEY.format(s) for s in shards]
+    keys += [CURSOR_KEY.format(s) for s in shards]
+    keys += admitted_keys + refused_keys
+    args = [
+        settings.WARDWISE["STREAM_MAXLEN"],
+        SCHEDULE_CLAIM_S,
+        scanner,
+        repr(received_at),
+        max(0, round(settings.WARDWISE["MAX_BACKLOG_S"] * 1000)),
+        len(shards),
+        len(admitted_keys),
+    ]
+    args += [json.dumps(by_shard[s], separators=(",", ":")) for s in shards]
+    args += admitted_args + refused_args
+    # EVAL, not EVALSHA: the body is small, the server caches it, and there is no
+    # "script not loaded" case after a Redis restart to recover from mid-pipeline.
+    pipe.eval(APPEND_AND_CLAIM, len(keys), *keys, *args)
     return shards
 
 
-def claimed_shards(shards: list[int], reply) -> list[int]:
-    return [shards[index - 1] for index in reply]
+@dataclass(frozen=True)
+class Handoff:
+    """What the append script did with a batch."""
+
+    #: Shards whose processing task the batch claimed: the caller must queue them.
+    claimed: list[int]
+    #: The touched shard furthest behind when the batch was refused (None: admitted).
+    lagging: int | None = None
+    #: How far behind that shard is: age of its oldest unprocessed entry, in seconds.
+    lag_s: float = 0.0
+    #: Replies of the follow-up commands that ran (those for admission, or those for refusal).
+    replies: list = field(default_factory=list)
+
+    @property
+    def admitted(self) -> bool:
+        return self.lagging is None
+
+
+def read_handoff(shards: list[int], reply) -> Handoff:
+    claimed, lagging, lag_ms, replies = reply
+    return Handoff(
+        claimed=[shards[index - 1] for index in claimed],
+        lagging=shards[lagging - 1] if lagging else None,
+        lag_s=lag_ms / 1000.0,
+        replies=list(replies),
+    )
 
 
 def claim_schedule(shard: int) -> bool:

@@ -42,7 +42,7 @@ from tracking.models import (
 
 log = logging.getLogger(__name__)
 
-CURSOR_KEY = "ww:cursor:{}"
+CURSOR_KEY = bus.CURSOR_KEY  # the admission check reads it too
 HELD_KEY = "ww:held:{}"
 MAX_TS_KEY = "ww:maxts:{}"
 STATE_KEY = "ww:state:{}"

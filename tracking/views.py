@@ -1,8 +1,8 @@
 """Ingestion endpoints for scanner gateways (CONTRACT.md section 3) and their heartbeats.
 
 The request does only what must happen before `202`: authenticate, rate-limit, read the body and
-hand it to tracking.intake (validation, the Redis bus, the shards' tasks), which the MQTT bridge
-shares. Localization runs in workers.
+hand it to tracking.intake (validation, admission, the Redis bus, the shards' tasks), which the
+MQTT bridge shares. Localization runs in workers.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from hospital import observability, ratelimit
 from hospital.devices import DeviceTokenAuthentication, IsScannerDevice
-from tracking.intake import EnvelopeError, accept_rssi_batch
+from tracking.intake import EnvelopeError, Overloaded, accept_rssi_batch
 from tracking.models import ScannerHealth
 
 IngestResult = inline_serializer(
@@ -34,6 +34,9 @@ IngestResult = inline_serializer(
     },
 )
 ErrorBody = inline_serializer("ErrorBody", {"detail": serializers.CharField()})
+RetryBody = inline_serializer(
+    "RetryBody", {"detail": serializers.CharField(), "retry_after_s": serializers.IntegerField()}
+)
 
 
 def bad_request(message: str) -> Response:
@@ -65,6 +68,16 @@ def throttled(device_key: str) -> Response | None:
     )
 
 
+def overloaded(exc: Overloaded) -> Response:
+    """A 503 in the shape hospital.api gives an outage: to the gateway both mean the same, keep
+    the batch and resend it after Retry-After."""
+    return Response(
+        {"detail": str(exc), "retry_after_s": exc.retry_after_s},
+        status=503,
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
 class RssiIngestView(APIView):
     authentication_classes = [DeviceTokenAuthentication]
     permission_classes = [IsScannerDevice]
@@ -84,7 +97,14 @@ class RssiIngestView(APIView):
             400: ErrorBody,
             401: ErrorBody,
             429: ErrorBody,
-            503: OpenApiResponse(ErrorBody, description="database or Redis down; retry"),
+            503: OpenApiResponse(
+                RetryBody,
+                description=(
+                    "nothing of the batch was kept; resend it after Retry-After (seconds): the "
+                    "database or Redis is down, or the workers are more than "
+                    "WARDWISE_MAX_BACKLOG_S behind on a shard the batch touches"
+                ),
+            ),
         },
     )
     def post(self, request):
@@ -101,6 +121,8 @@ class RssiIngestView(APIView):
             result = accept_rssi_batch(scanner, body)
         except EnvelopeError as exc:
             return bad_request(str(exc))
+        except Overloaded as exc:
+            return overloaded(exc)
         return Response(result, status=202)
 
 

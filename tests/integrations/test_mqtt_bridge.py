@@ -18,7 +18,7 @@ from paho.mqtt.properties import Properties
 from hospital.devices import issue_token
 from integrations.bridge import Bridge, BridgeConfig
 from tests.factories import AssetFactory, FloorFactory, ScannerFactory, TagFactory, ZoneFactory
-from tracking import bus, pipeline
+from tracking import activity, bus, pipeline
 from tracking.models import AssetLocation, ScannerHealth
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -148,6 +148,7 @@ def test_plain_and_minew_messages_become_a_position(ward, bridge):
     on_bus = bus_readings()
     assert on_bus.count((ward["west_gw"].serial, ward["tag"])) == 30
     assert on_bus.count((ward["east_gw"].serial, ward["tag"])) == 30
+    activity.write_all()  # counts reach the health rows at the next periodic write
     health = ScannerHealth.objects.get(scanner=ward["east_gw"])
     assert health.readings_accepted == 30
     for shard in range(bus.shard_count()):
@@ -257,3 +258,94 @@ def test_broker_mode_trusts_the_topic_serial_but_not_unknown_gateways(ward):
     assert accepted["accepted"] == 1
     assert bridge.handle("wardwise/stranger/rssi", body)["outcome"] == "unauthorised"
     assert bridge.handle("no-shape-here", body)["outcome"] == "malformed"
+
+
+def seed_backlog(shard: int, age_s: float) -> bytes:
+    """An unprocessed entry on `shard`, `age_s` old by the Redis clock."""
+    seconds, micros = bus.client().time()
+    oldest_ms = seconds * 1000 + micros // 1000 - int(age_s * 1000)
+    stream = bus.STREAM_KEY.format(shard)
+    return bus.client().xadd(stream, {"s": "gw-old", "t": "0", "r": "[]"}, id=f"{oldest_ms}-0")
+
+
+def test_an_overloaded_batch_is_not_taken_and_says_when_to_retry(ward, settings):
+    settings.WARDWISE = {**settings.WARDWISE, "MAX_BACKLOG_S": 60}
+    seed_backlog(bus.shard_of(ward["tag"]), age_s=90)
+    bridge = Bridge(BridgeConfig(gateway_auth="broker", client_id="unused"))
+    body = json.dumps({"readings": [{"tag": ward["tag"], "rssi": -60, "ts": time.time() - 1}]})
+    outcome = bridge.handle(f"wardwise/{ward['west_gw'].serial}/rssi", body.encode())
+    assert outcome["outcome"] == "overloaded"
+    assert outcome["retry_after_s"] == 30
+    assert "behind on shard" in outcome["detail"]
+    assert bus_readings() == []
+    assert bridge.stats["overloaded"] == 1
+
+
+def test_redis_down_leaves_the_message_to_retry(ward, settings):
+    bridge = Bridge(BridgeConfig(gateway_auth="broker", client_id="unused"))
+    body = json.dumps({"readings": [{"tag": ward["tag"], "rssi": -60, "ts": time.time() - 1}]})
+    bus._client_for.cache_clear()
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    try:
+        outcome = bridge.handle(f"wardwise/{ward['west_gw'].serial}/rssi", body.encode())
+    finally:
+        bus._client_for.cache_clear()
+    assert outcome == {"outcome": "unavailable", "retry_after_s": 5}
+
+
+def test_overloaded_messages_wait_unacknowledged_and_arrive_in_order(ward, bridge, settings):
+    settings.WARDWISE = {**settings.WARDWISE, "MAX_BACKLOG_S": 60}
+    shard = bus.shard_of(ward["tag"])
+    entry = seed_backlog(shard, age_s=61)  # Retry-After 2 s
+    client = publisher(*BROKER)
+    topic = f"{ward['prefix']}/{ward['west_gw'].serial}/rssi/{ward['west_token']}"
+    start = time.time() - 10
+    try:
+        for i in range(3):
+            reading = {"tag": ward["tag"], "rssi": -60, "ts": start + i}
+            publish(client, topic, {"batch": f"in-order-{i}", "readings": [reading]})
+        assert wait_for(lambda: bridge.deferred == 3), (dict(bridge.stats), bridge.deferred)
+        assert bridge.stats["overloaded"] >= 1
+        assert bridge.stats["accepted"] == 0
+        assert bus_readings() == []
+        bus.client().set(pipeline.CURSOR_KEY.format(shard), entry)  # the workers caught up
+        assert wait_for(lambda: bridge.stats["accepted"] == 3), dict(bridge.stats)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert bridge.deferred == 0
+    entries = bus.client().xrange(bus.STREAM_KEY.format(shard), min=b"(" + entry)
+    stamps = [row[0] for _id, fields in entries for row in json.loads(fields[b"r"])]
+    assert stamps == [start, start + 1, start + 2]
+
+
+def test_a_bridge_stopped_while_overloaded_gets_its_messages_again(ward, settings):
+    settings.WARDWISE = {**settings.WARDWISE, "MAX_BACKLOG_S": 60}
+    shard = bus.shard_of(ward["tag"])
+    entry = seed_backlog(shard, age_s=61)
+    config = BridgeConfig(
+        host=BROKER[0],
+        port=BROKER[1],
+        client_id=f"test-bridge-{uuid.uuid4().hex[:8]}",
+        topics=[f"{ward['prefix']}/#"],
+    )
+    first = Bridge(config)
+    first.start()
+    client = publisher(*BROKER)
+    topic = f"{ward['prefix']}/{ward['west_gw'].serial}/rssi/{ward['west_token']}"
+    try:
+        assert first.connected.wait(10)
+        publish(client, topic, {"readings": [{"tag": ward["tag"], "rssi": -60, "ts": time.time()}]})
+        assert wait_for(lambda: first.stats["overloaded"] >= 1), dict(first.stats)
+    finally:
+        first.stop()
+        client.disconnect()
+        client.loop_stop()
+    bus.client().set(pipeline.CURSOR_KEY.format(shard), entry)
+    second = Bridge(config)  # same client id: the broker resumes the session
+    second.start()
+    try:
+        assert wait_for(lambda: second.stats["accepted"] == 1), dict(second.stats)
+    finally:
+        second.stop()
+    assert bus_readings() == [(ward["west_gw"].serial, ward["tag"])]

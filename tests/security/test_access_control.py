@@ -350,11 +350,15 @@ async def _knock_ws(path: str, headers) -> tuple[bool, object]:
     from hospital.asgi import application
 
     communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, code = await communicator.connect(timeout=5)
-    if not connected:
-        return False, code
-    message = await communicator.receive_output(timeout=5)
-    await communicator.disconnect()
+    try:
+        connected, code = await communicator.connect(timeout=5)
+        if not connected:
+            return False, code
+        message = await communicator.receive_output(timeout=5)
+    finally:
+        # as a server does after any close: the consumer ends on the disconnect message, not by
+        # being cancelled in the middle of its channel layer's blocking receive
+        await communicator.disconnect()
     if message["type"] == "websocket.close":
         return False, message.get("code")
     return True, message

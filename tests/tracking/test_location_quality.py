@@ -15,7 +15,7 @@ from hospital.devices import issue_token
 from hospital.roles import NURSE
 from tests.factories import AssetFactory, FloorFactory, ScannerFactory, TagFactory, ZoneFactory
 from tests.tracking.readside import person
-from tracking import bus, live, pipeline, presence
+from tracking import activity, bus, live, pipeline, presence
 from tracking.ingestion import RssiReading
 from tracking.models import AssetLocation, ScannerHealth
 
@@ -153,6 +153,7 @@ def test_when_the_rooms_scanner_goes_offline_the_pump_is_no_longer_confirmed_the
     now = time.time()
     hear(client, ward, now - 30, now - 2, {"w": -55.0, "e": -80.0, "h": -72.0})
     drain()
+    activity.write_all()  # the gateways' batches on their health rows
     assert location(ward)["quality"] == "confirmed"
     sent = []
     monkeypatch.setattr(live, "_send", sent.extend)

@@ -130,10 +130,10 @@ def test_a_batch_appends_and_claims_every_shard_it_touches_in_one_script(redis_b
     shards = bus.queue_publish_and_claim(pipe, "gw-x", readings, now)
     (reply,) = pipe.execute()
     assert len(shards) > 1
-    assert bus.claimed_shards(shards, reply) == shards
+    assert bus.read_handoff(shards, reply).claimed == shards
     pipe = redis_bus.pipeline(transaction=False)
     bus.queue_publish_and_claim(pipe, "gw-x", readings, now)
     (reply,) = pipe.execute()
-    assert bus.claimed_shards(shards, reply) == []  # already queued: nobody queues them again
+    assert bus.read_handoff(shards, reply).claimed == []  # already queued: nobody queues them again
     lengths = bus.stream_lengths()
     assert sum(lengths.values()) == 2 * len(shards)
