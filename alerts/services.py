@@ -66,7 +66,20 @@ def open_alert(
     """A new alert, told at once to the first tier of its policy. With `resolved_at` it records
     an incident that is already over (found in late data): stored resolved, still told once."""
     now = now or timezone.now()
+    # A past incident is inserted resolved: inserted open, it would collide with the subject's
+    # unresolved alert of the same kind, if any (constraint one_unresolved_alert_per_subject_kind).
+    past = (
+        {
+            "state": AlertState.RESOLVED,
+            "resolved_at": now,
+            "resolved_automatically": True,
+            "resolution_note": PAST_INCIDENT_NOTE,
+        }
+        if resolved_at is not None
+        else {}
+    )
     alert = Alert.objects.create(
+        **past,
         source=source,
         kind=kind,
         subject=subject,
@@ -85,11 +98,6 @@ def open_alert(
     )
     _event(alert, AlertEvent.Kind.OPENED, at=now, message=message, severity=severity)
     if resolved_at is not None:
-        alert.state = AlertState.RESOLVED
-        alert.resolved_at = now
-        alert.resolved_automatically = True
-        alert.resolution_note = PAST_INCIDENT_NOTE
-        alert.save()
         _event(alert, AlertEvent.Kind.CONDITION_ENDED, at=now, condition_ended_at=_iso(ended_at))
         _event(alert, AlertEvent.Kind.RESOLVED, at=now, message=alert.resolution_note)
     else:

@@ -3,6 +3,7 @@
     python -m bench.coldchain                   # 2,000 sensors every 10 s + 1,000 RSSI readings/s
     python -m bench.coldchain --rssi-rate 2000 --duration 300
     python -m bench.coldchain --quick           # 30 s smoke run with 500 sensors
+    python -m bench.coldchain --upload-cost     # CPU of one upload in this process, no servers
 
 What it does: drops and creates the PostgreSQL database `wardwise_bench_coldchain`, flushes Redis
 database 8, migrates and loads a generated hospital with tagged assets (bench.load's `prepare`),
@@ -19,10 +20,18 @@ ASGI server), then at once:
 
 Figures over the measurement window (after the warm-up):
 - ingestion throughput: environmental readings accepted (202) per second, and RSSI readings;
-- alert latency: for each reading that completes an alarm condition, from its receipt by the server
-  (the alert's `opened_at` is the receiving request's clock reading) to the `opened` event arriving
-  on the console; also from the moment the probe sent it;
-- missing alerts: completing readings acknowledged with 202 whose alert never reached the console;
+- expected alerts: after the run, the readings stored in PostgreSQL are put through the documented
+  rules again (`incidents`, written independently of environment.rules); every incident whose
+  alarm condition was completed, in the server's order of arrival, by a reading received within
+  the window is an expected alert (`account_alerts`);
+- alert latency: for each expected alert delivered, from the receipt of the reading that completed
+  its condition (that request's clock reading, stored as the reading's `received_at`) to the
+  alert's `opened` event on the console, matched by alert id; also from the moment the probe sent
+  that reading;
+- missing alerts, each with its reason: never raised, raised as part of another incident's alert,
+  raised then withdrawn, raised after the console closed, raised while the console was
+  disconnected, raised but not delivered; and for the probes' planned excursions, why some gave
+  no alarm at their planned reading (readings that timed out at the probe were not stored);
 - lost readings: readings acknowledged with 202 minus the rows stored in PostgreSQL (must be 0).
 
 Results: bench/results/coldchain.json and .md. Only 127.0.0.1 is contacted; every subprocess is
@@ -39,7 +48,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 
 from bench import load
@@ -48,6 +56,8 @@ from bench.procstat import Group, Sampler
 
 RESULTS_DIR = load.RESULTS_DIR
 BENCH_DB = "wardwise_bench_coldchain"
+#: Database of `--upload-cost` (keeps the last stack run's database for inspection).
+UPLOAD_DB = "wardwise_bench_coldchain_upload"
 #: Redis database of this benchmark (flushed); bench.load uses 7, tests 10-15.
 REDIS_DB = 8
 PROFILE_SLUG = "bench-vaccine-refrigerator"
@@ -65,6 +75,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain", type=float, default=15.0, help="seconds to wait for alerts")
     parser.add_argument("--excursion-one-in", type=int, default=10, help="1 sensor in N has them")
     parser.add_argument("--excursion-every", type=float, default=120.0, help="s between excursions")
+    parser.add_argument(
+        "--probe-timeout",
+        type=float,
+        default=10.0,
+        help="s a probe waits for an answer (a free connection included) before giving up",
+    )
+    parser.add_argument(
+        "--probe-connections",
+        type=int,
+        default=400,
+        help="HTTP connections the probes share (a probe past them waits for one)",
+    )
     load.add_server_arguments(parser, server="gunicorn", web_procs=2)
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--floors", type=int, default=2)
@@ -73,6 +95,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="30 s smoke run, 500 sensors")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the stack")
     parser.add_argument("--label", help="key of this run in coldchain.json")
+    parser.add_argument(
+        "--upload-cost",
+        action="store_true",
+        help="instead: CPU of one single-reading upload in this process (no servers)",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=2000, help="uploads per timed round (--upload-cost)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="timed rounds; the least CPU is the figure"
+    )
+    parser.add_argument("--profile", action="store_true", help="--upload-cost under cProfile")
+    parser.add_argument(
+        "--out-of-order",
+        action="store_true",
+        help="--upload-cost: every other reading arrives after a newer one (a late reading)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.sensors, args.duration, args.warmup = min(args.sensors, 500), 30.0, 10.0
@@ -170,6 +209,8 @@ def spawn_load(stack: load.Stack, prepared: dict, args, run_id: str) -> dict:
             "excursion_one_in": args.excursion_one_in,
             "excursion_every_s": args.excursion_every,
             "excursion_readings": args.excursion_readings,
+            "request_timeout_s": args.probe_timeout,
+            "connections": args.probe_connections,
         },
     }
     if args.rssi_rate:
@@ -234,37 +275,301 @@ def measure(args, stack: load.Stack, sampler: Sampler, spawned: dict, run_id: st
         for name, path in spawned["outputs"].items()
     }
     lost = unstored(outputs.get("sensors", {}).get("acknowledged", []))
-    return summarize(args, window, outputs, stored_readings(), lost, sampler.summary(*window))
+    stored, alerts, limits = load_accounting_inputs()
+    accounting = account_alerts(
+        window=window,
+        console_end=window[1] + args.drain,
+        stored=stored,
+        alerts=alerts,
+        console=outputs.get("console", {}),
+        attempts=outputs.get("sensors", {}).get("attempts", {}),
+        limits={
+            **limits,
+            "interval_s": args.interval,
+            "excursion_readings": args.excursion_readings,
+        },
+    )
+    return summarize(
+        args, window, outputs, stored_readings(), lost, sampler.summary(*window), accounting
+    )
 
 
-def _epoch(stamp: str | None) -> float | None:
-    return datetime.fromisoformat(stamp).timestamp() if stamp else None
+# --- alert accounting (docs/cold-chain.md, "Benchmark": what an expected alert is) ------------
+
+DELIVERED = "delivered"
+#: Why an expected alert did not reach the console as an `opened` event, in the order checked.
+NEVER_RAISED = "never raised"
+MERGED = "raised as part of another incident's alert"
+WITHDRAWN = "raised, then withdrawn"
+AFTER_WINDOW = "raised after the console closed"
+WHILE_AWAY = "raised while the console was disconnected"
+NOT_DELIVERED = "raised but not delivered"
+MISSING_REASONS = (NEVER_RAISED, MERGED, WITHDRAWN, AFTER_WINDOW, WHILE_AWAY, NOT_DELIVERED)
+#: Why a planned excursion (the probe's plan) did not alarm at its planned completing reading.
+AT_PLANNED = "alarm at the planned reading"
+CONTINUED = "continued the previous incident (its in-range readings not stored)"
+LATE_START = "first bad reading not stored (condition starts later)"
+LATE_ALARM = "planned completing reading not stored (alarm at a later reading)"
+TOO_SHORT = "too few of its readings stored to last the alarm delay"
+#: Slack for comparing timestamps that went through PostgreSQL (microseconds) and JSON.
+TS_SLACK = 0.002
 
 
-def summarize(args, window, outputs: dict, stored: int, lost: int, processes: dict) -> dict:
+def incidents(points, max_c: float, delay_s: float, hysteresis_s: float) -> list[dict]:
+    """The `temperature-high` incidents the documented rules give for one sensor's readings
+    (docs/cold-chain.md, "Rule semantics"), written out again here so that the benchmark checks
+    the product instead of trusting it. `points`: (ts, temperature) in ts order. An incident
+    starts at the first reading above `max_c`, is raised at the first reading still above it at
+    least `delay_s` later (only readings above it in between), ends at the first reading back in
+    range and clears once readings stayed in range for `hysteresis_s`; a bad reading before
+    that continues it."""
+    found: list[dict] = []
+    onset = current = clear_since = None
+    for ts, temperature in points:
+        if temperature > max_c:
+            clear_since = None
+            if current is not None:
+                current["end"] = None
+                current["last_bad"] = ts
+                continue
+            onset = ts if onset is None else onset
+            if ts - onset >= delay_s:
+                current = {
+                    "start": onset,
+                    "alarm": ts,
+                    "last_bad": ts,
+                    "end": None,
+                    "cleared": None,
+                }
+                found.append(current)
+            continue
+        if current is None:
+            onset = None
+            continue
+        if clear_since is None:
+            clear_since = current["end"] = ts
+        if ts - clear_since >= hysteresis_s:
+            current["cleared"] = ts
+            current = onset = clear_since = None
+    return found
+
+
+def completions(readings, found: list[dict], max_c, delay_s, hysteresis_s) -> None:
+    """Set each incident's `completed_by`: the stored reading (id, ts, received) whose arrival
+    made the readings the server had by then satisfy the alarm condition of this incident (an
+    incident raised within its bad run). `readings`: (id, ts, temperature, received) of one
+    sensor; arrival order is id order (ids follow commit order per sensor)."""
+    pending = list(found)
+    arrived: list[tuple[float, float]] = []
+    for row in sorted(readings):
+        if not pending:
+            return
+        arrived.append((row[1], row[2]))
+        arrived.sort()
+        seen = incidents(arrived, max_c, delay_s, hysteresis_s)
+        for incident in list(pending):
+            low, high = incident["start"] - TS_SLACK, incident["last_bad"] + TS_SLACK
+            if any(low <= other["alarm"] <= high for other in seen):
+                incident["completed_by"] = row
+                pending.remove(incident)
+
+
+def _period(start: float, end: float | None) -> tuple[float, float]:
+    return start, end if end is not None else float("inf")
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] <= b[1] + TS_SLACK and b[0] <= a[1] + TS_SLACK
+
+
+def account_alerts(
+    *,
+    window: tuple[float, float],
+    console_end: float,
+    stored: dict[str, list],
+    alerts: list[dict],
+    console: dict,
+    attempts: dict[str, list],
+    limits: dict,
+) -> dict:
+    """Every expected alert of the run, delivered or missing with the reason, its latency, and
+    why planned excursions gave no alert at their planned reading.
+
+    `stored`: serial -> [(id, ts, temperature, received)] from PostgreSQL; `alerts`: the
+    environment alerts ({id, sensor, kind, started_at, ended_at, opened_at, withdrawn}, epoch
+    seconds); `console`: bench.coldchaingen's console output; `attempts`: the probes' attempts
+    of excursion sensors; `limits`: max_c, delay_s, hysteresis_s, interval_s,
+    excursion_readings."""
     start, end = window
+    max_c, delay, hysteresis = limits["max_c"], limits["delay_s"], limits["hysteresis_s"]
+    opened_events: dict[int, float] = {}
+    for event in console.get("events", []):
+        if event["event"] == "opened" and event.get("id") is not None:
+            opened_events.setdefault(event["id"], event["received"])
+    connected = [
+        (opened, closed if closed is not None else console_end)
+        for opened, closed in console.get("stats", {}).get("connected", [])
+    ]
+    sent = {(serial, round(a[0], 3)): a[1] for serial, rows in attempts.items() for a in rows}
+    by_sensor: dict[str, list[dict]] = {}
+    for alert in alerts:
+        by_sensor.setdefault(alert["sensor"], []).append(alert)
+    reasons = dict.fromkeys((DELIVERED, *MISSING_REASONS), 0)
+    from_receipt, from_send, raised_late, early = [], [], [], 0
+    claimed: set[int] = set()
+    oracle: dict[str, list[dict]] = {}
+    expected = completed_outside = 0
+    for serial in sorted(set(stored) | set(by_sensor)):
+        rows = sorted(stored.get(serial, []), key=lambda r: r[1])
+        found = incidents([(r[1], r[2]) for r in rows], max_c, delay, hysteresis)
+        oracle[serial] = found
+        completions(rows, found, max_c, delay, hysteresis)
+        own = sorted(
+            (a for a in by_sensor.get(serial, []) if a["kind"] == "temperature-high"),
+            key=lambda a: a["started_at"],
+        )
+        for incident in found:
+            period = _period(incident["start"], incident["end"])
+            overlapping = [
+                a for a in own if _overlap(period, _period(a["started_at"], a["ended_at"]))
+            ]
+            exact = [a for a in overlapping if abs(a["started_at"] - incident["start"]) < TS_SLACK]
+            exact.sort(key=lambda a: a["withdrawn"])
+            alert = (exact or overlapping or [None])[0]
+            merged = alert is not None and alert["id"] in claimed
+            if alert is not None:
+                claimed.add(alert["id"])
+            _, _, _, completed_at = incident["completed_by"]
+            if not start <= completed_at <= end:
+                completed_outside += 1
+                continue
+            expected += 1
+            if alert is None:
+                reasons[NEVER_RAISED] += 1
+                continue
+            if merged or not exact:
+                reasons[MERGED] += 1
+                continue
+            if alert["withdrawn"]:  # the rules call for it: withdrawing it was wrong
+                reasons[WITHDRAWN] += 1
+                continue
+            if alert["opened_at"] - completed_at > 1.0:
+                raised_late.append(alert["opened_at"] - completed_at)
+            early += alert["opened_at"] < completed_at - TS_SLACK
+            received = opened_events.get(alert["id"])
+            if received is not None:
+                reasons[DELIVERED] += 1
+                from_receipt.append(received - completed_at)
+                sent_at = sent.get((serial, round(incident["completed_by"][1], 3)))
+                if sent_at is not None:
+                    from_send.append(received - sent_at)
+            elif alert["opened_at"] > console_end:
+                reasons[AFTER_WINDOW] += 1
+            elif not any(a <= alert["opened_at"] <= b for a, b in connected):
+                reasons[WHILE_AWAY] += 1
+            else:
+                reasons[NOT_DELIVERED] += 1
+    others = [a for a in alerts if a["id"] not in claimed]
+    missing = {reason: n for reason, n in reasons.items() if reason != DELIVERED and n}
+    return {
+        "alerts_expected": expected,
+        "alerts_delivered": reasons[DELIVERED],
+        "alerts_missing": expected - reasons[DELIVERED],
+        "alerts_missing_by_reason": missing,
+        "alerts_completed_outside_window": completed_outside,
+        "alerts_raised_late": {
+            "count": len(raised_late),
+            "max_s": round(max(raised_late), 3) if raised_late else None,
+        },
+        "alerts_opened_before_complete": early,
+        "alerts_withdrawn_unmatched": sum(1 for a in others if a["withdrawn"]),
+        "alerts_unexpected": sum(1 for a in others if not a["withdrawn"]),
+        "latency_receipt_to_ws_s": _rounded(percentiles(sorted(from_receipt))),
+        "latency_send_to_ws_s": _rounded(percentiles(sorted(from_send))),
+        "planned_excursions": planned_excursions(window, attempts, oracle, limits),
+    }
+
+
+def planned_excursions(window, attempts: dict[str, list], oracle: dict, limits: dict) -> dict:
+    """The probes' planned excursions whose completing reading was sent in the window: how
+    many were answered 202 (the old accounting's "expected"), and what the stored readings made
+    of them (an alarm at the planned reading, or why not)."""
+    start, end = window
+    interval, delay = limits["interval_s"], limits["delay_s"]
+    bad_for = limits["excursion_readings"] * interval
+    plans: dict[tuple[str, float], dict] = {}
+    for serial, rows in attempts.items():
+        for ts, sent_at, _answered, outcome, step in rows:
+            if step is None:
+                continue
+            onset = round(ts - step * interval, 3)
+            plan = plans.setdefault((serial, onset), {"completing": None})
+            if abs(step * interval - delay) < TS_SLACK:
+                plan["completing"] = (sent_at, outcome)
+    tally: dict[str, dict[str, int]] = {}
+    for (serial, onset), plan in plans.items():
+        if plan["completing"] is None or not start <= plan["completing"][0] <= end:
+            continue
+        answered = "answered 202" if plan["completing"][1] == "202" else "not answered 2xx"
+        reason = TOO_SHORT
+        for incident in oracle.get(serial, []):
+            cleared = incident["cleared"] if incident["cleared"] is not None else float("inf")
+            if abs(incident["start"] - onset) < TS_SLACK:
+                on_time = abs(incident["alarm"] - (onset + delay)) < TS_SLACK
+                reason = AT_PLANNED if on_time else LATE_ALARM
+                break
+            if incident["start"] < onset and onset <= cleared + TS_SLACK:
+                reason = CONTINUED
+                break
+            if onset < incident["start"] < onset + bad_for:
+                reason = LATE_START
+                break
+        bucket = tally.setdefault(answered, {})
+        bucket[reason] = bucket.get(reason, 0) + 1
+    return tally
+
+
+def load_accounting_inputs() -> tuple[dict, list[dict], dict]:
+    """The stored readings and environment alerts of the run, and the profile's limits."""
+    from alerts.models import Alert
+    from environment.models import EnvironmentReading, ThresholdProfile
+
+    stored: dict[str, list] = {}
+    rows = EnvironmentReading.objects.values_list(
+        "sensor__serial", "id", "ts", "temperature_c", "received_at"
+    )
+    for serial, pk, ts, temperature, received in rows.iterator(chunk_size=10000):
+        if temperature is not None:
+            stored.setdefault(serial, []).append(
+                (pk, ts.timestamp(), temperature, received.timestamp())
+            )
+    alerts = [
+        {
+            "id": a.pk,
+            "sensor": a.sensor.serial if a.sensor_id else None,
+            "kind": a.kind,
+            "started_at": a.started_at.timestamp(),
+            "ended_at": a.ended_at.timestamp() if a.ended_at else None,
+            "opened_at": a.opened_at.timestamp(),
+            "withdrawn": bool(a.details.get("withdrawn")),
+        }
+        for a in Alert.objects.filter(source="environment").select_related("sensor")
+    ]
+    profile = ThresholdProfile.objects.get(slug=PROFILE_SLUG)
+    limits = {
+        "max_c": profile.temperature_max_c,
+        "delay_s": float(profile.alarm_delay_s),
+        "hysteresis_s": float(profile.clear_hysteresis_s),
+    }
+    return stored, alerts, limits
+
+
+def summarize(
+    args, window, outputs: dict, stored: int, lost: int, processes: dict, accounting: dict
+) -> dict:
     sensors = outputs.get("sensors", {})
     console = outputs.get("console", {})
     gen = outputs.get("gen", {})
-    opened = {}
-    for event in console.get("events", []):
-        if event["event"] == "opened" and event["sensor"]:
-            opened.setdefault((event["sensor"], event["kind"]), []).append(event)
-    from_receipt, from_send, missing = [], [], 0
-    for reading in sensors.get("completing", []):
-        if not start <= reading["sent_at"] <= end:
-            continue
-        candidates = opened.get((reading["sensor"], "temperature-high"), [])
-        onset = reading["ts"] - args.alarm_delay_s
-        match = next(
-            (e for e in candidates if abs(_epoch(e["started_at"]) - onset) < args.interval / 2),
-            None,
-        )
-        if match is None:
-            missing += 1
-            continue
-        from_receipt.append(match["received"] - _epoch(match["opened_at"]))
-        from_send.append(match["received"] - reading["sent_at"])
     per_second = {int(k): v for k, v in sensors.get("accepted_per_second", {}).items()}
     measured = [v for k, v in per_second.items() if args.warmup <= k < args.warmup + args.duration]
     rssi_seconds = {
@@ -289,10 +594,7 @@ def summarize(args, window, outputs: dict, stored: int, lost: int, processes: di
         ),
         "rssi_refused": sum(b.get("refused", 0) for b in rssi_seconds.values()),
         "rssi_errors": sum(b.get("errors", 0) for b in rssi_seconds.values()),
-        "alerts_expected": len(from_receipt) + missing,
-        "alerts_missing": missing,
-        "latency_receipt_to_ws_s": _rounded(percentiles(sorted(from_receipt))),
-        "latency_send_to_ws_s": _rounded(percentiles(sorted(from_send))),
+        **accounting,
         "console_events": len(console.get("events", [])),
         "console_reconnects": console.get("stats", {}).get("reconnects"),
         "readings_acknowledged": acknowledged,
@@ -361,6 +663,8 @@ def run(args: argparse.Namespace) -> dict:
             "alarm_delay_s": args.alarm_delay_s,
             "excursion_one_in": args.excursion_one_in,
             "excursion_every_s": args.excursion_every,
+            "probe_timeout_s": args.probe_timeout,
+            "probe_connections": args.probe_connections,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "env": args.env,
@@ -379,7 +683,9 @@ def print_report(report: dict) -> None:
         f"accepted {r['rssi_accepted_per_s']}/s\n"
         f"     alert latency receipt -> websocket p50/p99/max {lat.get('p50')}/{lat.get('p99')}/"
         f"{lat.get('max')} s (n={lat.get('count')}); send -> websocket p50/p99 {send.get('p50')}/"
-        f"{send.get('p99')} s; alerts missing {r['alerts_missing']} of {r['alerts_expected']}\n"
+        f"{send.get('p99')} s\n"
+        f"     alerts missing {_missing(r)}\n"
+        f"     planned excursions (completing reading sent in the window): {_planned(r)}\n"
         f"     readings acknowledged {r['readings_acknowledged']}, stored {r['readings_stored']}, "
         f"lost {r['readings_lost']}; refused or failed requests "
         f"{r['refused_or_failed_requests']}",
@@ -422,8 +728,11 @@ def markdown(all_results: dict) -> str:
             f"{lat.get('p99')} / {lat.get('max')} (n={lat.get('count')}) |",
             f"| alert latency, probe send -> websocket, p50 / p99 (s) | {send.get('p50')} / "
             f"{send.get('p99')} |",
-            f"| alerts missing on the console | {r['alerts_missing']} of {r['alerts_expected']} "
+            f"| expected alerts missing on the console | {_missing(r)} "
             f"(console reconnects: {r.get('console_reconnects')}) |",
+            f"| alerts raised more than 1 s after the completing reading's receipt / unexpected "
+            f"alerts | {_late_and_unexpected(r)} |",
+            f"| planned excursions, completing reading sent in the window | {_planned(r)} |",
             f"| readings acknowledged (2xx) / stored / lost | {r['readings_acknowledged']} / "
             f"{r['readings_stored']} / {r['readings_lost']} |",
             f"| stored, but the probe got no 2xx (timed out; it would resend) | "
@@ -438,6 +747,35 @@ def markdown(all_results: dict) -> str:
             lines.append(f"| {name} | {figures['cpu_pct']} | {figures['rss_mb_max']} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _missing(r: dict) -> str:
+    text = f"{r['alerts_missing']} of {r['alerts_expected']}"
+    if "alerts_missing_by_reason" not in r:
+        return text + " (before the exact accounting: see docs/cold-chain.md)"
+    reasons = ", ".join(f"{n} {reason}" for reason, n in r["alerts_missing_by_reason"].items())
+    return text + (f": {reasons}" if reasons else "")
+
+
+def _late_and_unexpected(r: dict) -> str:
+    if "alerts_raised_late" not in r:
+        return "not measured"
+    late = r["alerts_raised_late"]
+    text = f"{late['count']}"
+    if late["count"]:
+        text += f" (at most {late['max_s']} s)"
+    return text + f" / {r['alerts_unexpected']}"
+
+
+def _planned(r: dict) -> str:
+    plans = r.get("planned_excursions")
+    if plans is None:
+        return "not recorded"
+    parts = []
+    for answered, reasons in sorted(plans.items()):
+        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+        parts.append(f"{sum(reasons.values())} {answered} ({detail})")
+    return "; ".join(parts) or "none"
 
 
 def _servers(config: dict) -> str:
@@ -458,9 +796,142 @@ def save(report: dict) -> None:
     print(f"results in {path} and {RESULTS_DIR / 'coldchain.md'}")
 
 
+def upload_cost(args: argparse.Namespace) -> dict:
+    """CPU of the web process per single-reading upload (CONTRACT.md section 4), measured in
+    this process through Django's test client: the middleware, device-token authentication,
+    the rate limit, validation, storing and evaluating, as gunicorn runs them minus the socket
+    and the HTTP parsing. A fresh database `wardwise_bench_coldchain_upload` with `--sensors`
+    sensors (at most 500) of the benchmark's profile, Redis database 8 (flushed: rate limit,
+    revocation epoch).
+    Every sensor uploads once first (its token verified, its state row created), then each posts
+    in turn, in-range values, as sensors reporting every few seconds do; PostgreSQL's and Redis's
+    own CPU is not included. The figure is the least CPU per upload of `--rounds` rounds of
+    `--requests` uploads (on a shared machine other work only ever adds to it). With
+    `--out-of-order` every other reading arrives after its successor, as when an overloaded
+    server answers after the probe gave up and the next reading overtakes it (the rules then
+    replay the sensor's recent stored readings)."""
+    import cProfile
+    import io
+    import pstats
+
+    args.bench_db = UPLOAD_DB
+    env = load.stack_env(args)
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "DEBUG", "LOG_LEVEL")})
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hospital.settings")
+    load.recreate_database(UPLOAD_DB)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from environment.models import Sensor, ThresholdProfile
+    from hospital.devices import issue_token
+    from hospital.models import Zone
+    from hospital.site_loader import load_site_document
+    from tracking import bus
+    from tracking.simulation.layout import generate_hospital
+
+    bus.client().flushdb()
+    call_command("migrate", verbosity=0)
+    load_site_document(generate_hospital(floors=1, rooms_per_side=5, assets_per_floor=0))
+    preset = ThresholdProfile.objects.get(slug="vaccine-refrigerator")
+    preset.pk, preset.slug = None, PROFILE_SLUG
+    preset.alarm_delay_s = preset.clear_hysteresis_s = int(2 * args.interval)
+    preset.save()
+    zone = Zone.objects.exclude(kind="corridor").first()
+    count = min(args.sensors, 500)
+    sensors = Sensor.objects.bulk_create(
+        Sensor(
+            serial=f"bench-fridge-{i:05d}",
+            kind="refrigerator",
+            zone=zone,
+            profile=preset,
+            expected_interval_s=int(args.interval),
+        )
+        for i in range(count)
+    )
+    tokens = [(s.serial, issue_token(sensor=s)) for s in sensors]
+    client = Client(HTTP_HOST="127.0.0.1")
+    start = time.time() - 3600
+
+    def upload(index: int) -> int:
+        serial, token = tokens[index % count]
+        round_index = index // count
+        if args.out_of_order and round_index:
+            # Rounds 1 and 2, 3 and 4, ... swapped: every other reading arrives after a newer one.
+            round_index += 1 if round_index % 2 else -1
+        body = {
+            "readings": [
+                {
+                    "sensor": serial,
+                    "ts": round(start + round_index * args.interval + index % count * 0.001, 3),
+                    "temperature_c": 5.5,
+                    "battery_pct": 90,
+                    "door_open": False,
+                }
+            ]
+        }
+        response = client.post(
+            "/api/v1/readings/environment/",
+            json.dumps(body),
+            "application/json",
+            HTTP_AUTHORIZATION=f"Token {token}",
+        )
+        return response.status_code
+
+    for index in range(count):
+        upload(index)
+    statements: list[str] = []
+
+    def counting(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    statuses: dict[int, int] = {}
+
+    def timed_uploads(first: int) -> float:
+        """One measured round (a function of its own, so that a sampling profiler can single it
+        out: `py-spy record -- python -m bench.coldchain --upload-cost`)."""
+        cpu = time.process_time()
+        for index in range(first, first + args.requests):
+            status = upload(index)
+            statuses[status] = statuses.get(status, 0) + 1
+        return time.process_time() - cpu
+
+    profiler = cProfile.Profile(time.process_time) if args.profile else None
+    rounds = []
+    with connection.execute_wrapper(counting):
+        if profiler:
+            profiler.enable()
+        for round_index in range(args.rounds):
+            rounds.append(timed_uploads(count + round_index * args.requests))
+        if profiler:
+            profiler.disable()
+    if profiler:
+        for order in ("cumulative", "tottime"):
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(30)
+            print(out.getvalue())
+    per_request = sorted(1000 * cpu / args.requests for cpu in rounds)
+    return {
+        "requests": args.requests * args.rounds,
+        "sensors": count,
+        "statuses": statuses,
+        "cpu_ms_per_request": round(per_request[0], 2),
+        "cpu_ms_per_request_rounds": [round(ms, 2) for ms in per_request],
+        "statements_per_request": round(len(statements) / (args.requests * args.rounds), 2),
+        "profiled": bool(profiler),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.upload_cost:
+        print(json.dumps(upload_cost(args)), flush=True)
+        return
     report = run(args)
     print_report(report)
     save(report)

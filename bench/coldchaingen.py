@@ -5,13 +5,15 @@ its CPU is apart from the stack's. No Django here: the probes speak HTTP and the
 the websocket like the real ones.
 
 Probes: every sensor posts one reading every `interval_s` at its own phase, with its own device
-token, one request at a time on a keep-alive connection (a Wi-Fi probe waits for the answer).
+token, one request at a time on a keep-alive connection (a Wi-Fi probe waits for the answer; it
+gives up after `request_timeout_s`, waiting for a free connection included, and does not resend).
 In-range values hover around 5.5 °C. A share of the sensors has an excursion every
 `excursion_every_s`: `excursion_readings` readings at about 9 °C (above the 8 °C warning limit, a
-step small enough not to look like a sensor fault), so
-the reading `alarm_delay_s` after the first bad one completes the alarm condition; the probe
-records when it sent that reading and the server's answer. The console records every alert event
-with its receive time.
+step small enough not to look like a sensor fault), so the reading `alarm_delay_s` after the first
+bad one completes the alarm condition when every reading reaches the server. The probes of those
+sensors record every attempt (reading time, sent, answered, outcome, step in the excursion), from
+which bench.coldchain tells which excursions could alert at all. The console records every alert
+event with its receive time, the alerts of each snapshot, and when it was connected.
 """
 
 from __future__ import annotations
@@ -39,20 +41,25 @@ def excursion_plan(index: int, config: dict) -> float | None:
 
 
 def reading_value(ts: float, start: float, offset: float | None, config: dict, rng) -> tuple:
-    """(temperature, completes-the-alarm) of a reading at `ts`."""
+    """(temperature, step) of a reading at `ts`: step is the reading's index within its
+    excursion (0 for the first bad reading), None for an in-range reading."""
     noise = rng.gauss(0.0, 0.2)
     if offset is None:
-        return round(IN_RANGE_C + noise, 1), False
+        return round(IN_RANGE_C + noise, 1), None
     period = config["excursion_every_s"]
     interval = config["interval_s"]
     since = (ts - start - offset) % period
     first = ts - start - offset >= 0
     bad_for = config["excursion_readings"] * interval
     if first and since < bad_for - 1e-6:
-        bad_index = int(since // interval)
-        completing = math.isclose(bad_index * interval, config["alarm_delay_s"])
-        return round(OUT_OF_RANGE_C + abs(noise) / 2, 1), completing
-    return round(IN_RANGE_C + noise, 1), False
+        return round(OUT_OF_RANGE_C + abs(noise) / 2, 1), int(since // interval)
+    return round(IN_RANGE_C + noise, 1), None
+
+
+def completes(step: int | None, config: dict) -> bool:
+    """Whether the bad reading at `step` is the one that completes the alarm condition (the
+    first `alarm_delay_s` after the excursion's first reading), given every reading arrives."""
+    return step is not None and math.isclose(step * config["interval_s"], config["alarm_delay_s"])
 
 
 class Tally:
@@ -65,8 +72,9 @@ class Tally:
         self.errors = 0
         self.statuses: dict[str, int] = {}
         self.request_ms: list[float] = []
-        self.completing: list[dict] = []
         self.acknowledged: list[tuple[str, float]] = []
+        #: serial -> [ts, sent_at, answered_at or None, outcome, step], excursion sensors only
+        self.attempts: dict[str, list[list]] = {}
         self.per_second: dict[int, int] = {}
 
 
@@ -90,7 +98,7 @@ async def sensor_loop(session, config, index, serial, token, tally: Tally) -> No
         delay = scheduled - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        temperature, completing = reading_value(scheduled, start + phase, offset, config, rng)
+        temperature, excursion_step = reading_value(scheduled, start + phase, offset, config, rng)
         body = json.dumps(
             {
                 "readings": [
@@ -106,6 +114,9 @@ async def sensor_loop(session, config, index, serial, token, tally: Tally) -> No
         ).encode()
         sent_at = time.time()
         tally.sent += 1
+        attempt = [round(scheduled, 3), sent_at, None, "", excursion_step]
+        if offset is not None:
+            tally.attempts.setdefault(serial, []).append(attempt)
         try:
             async with session.post(url, data=body, headers=headers) as response:
                 payload = await response.read()
@@ -114,8 +125,10 @@ async def sensor_loop(session, config, index, serial, token, tally: Tally) -> No
             tally.errors += 1
             name = f"error_{type(exc).__name__}"
             tally.statuses[name] = tally.statuses.get(name, 0) + 1
+            attempt[3] = name
             continue
         answered_at = time.time()
+        attempt[2:4] = [answered_at, str(status)]
         tally.request_ms.append((answered_at - sent_at) * 1000)
         tally.statuses[str(status)] = tally.statuses.get(str(status), 0) + 1
         if 200 <= status < 300:
@@ -127,15 +140,6 @@ async def sensor_loop(session, config, index, serial, token, tally: Tally) -> No
                 tally.acknowledged.append((serial, round(scheduled, 3)))
             second = int(answered_at - start)
             tally.per_second[second] = tally.per_second.get(second, 0) + result["accepted"]
-            if completing and result["accepted"]:
-                tally.completing.append(
-                    {
-                        "sensor": serial,
-                        "ts": scheduled,
-                        "sent_at": sent_at,
-                        "answered_at": answered_at,
-                    }
-                )
         else:
             tally.refused += 1
 
@@ -144,7 +148,7 @@ async def run_sensors(config: dict) -> dict:
     import aiohttp
 
     tally = Tally()
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    timeout = aiohttp.ClientTimeout(total=config.get("request_timeout_s", REQUEST_TIMEOUT_S))
     connector = aiohttp.TCPConnector(limit=config.get("connections", 400), keepalive_timeout=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await asyncio.gather(
@@ -162,8 +166,8 @@ async def run_sensors(config: dict) -> dict:
         "errors": tally.errors,
         "statuses": tally.statuses,
         "request_ms": sorted(tally.request_ms),
-        "completing": tally.completing,
         "acknowledged": tally.acknowledged,
+        "attempts": tally.attempts,
         "accepted_per_second": {str(k): v for k, v in sorted(tally.per_second.items())},
     }
 
@@ -171,11 +175,18 @@ async def run_sensors(config: dict) -> dict:
 async def run_console(config: dict) -> dict:
     """A facilities user's alert console: the snapshot, then every change with its receive time.
     Like the real console it reconnects when the connection drops (counted); alerts opened while
-    it was away only come back in the next snapshot, so they count as missing."""
+    it was away only come back in the next snapshot (recorded apart: their `opened` event never
+    arrives, so bench.coldchain counts them as missing, opened while disconnected)."""
     import websockets
 
     events: list[dict] = []
-    stats = {"snapshot_alerts": 0, "reconnects": 0, "errors": []}
+    stats = {
+        "snapshot_alerts": 0,
+        "reconnects": 0,
+        "errors": [],
+        "connected": [],
+        "snapshots": [],
+    }
     end = config["start_at"] + config["duration_s"] + config["drain_s"]
     headers = {"Cookie": f"sessionid={config['sessionid']}"}
     while time.time() < end:
@@ -183,7 +194,12 @@ async def run_console(config: dict) -> dict:
             async with websockets.connect(
                 config["ws_url"], origin=config["origin"], additional_headers=headers, max_size=None
             ) as socket:
-                await _listen(socket, end, events, stats)
+                period = [time.time(), None]
+                stats["connected"].append(period)
+                try:
+                    await _listen(socket, end, events, stats)
+                finally:
+                    period[1] = time.time()
         except (OSError, websockets.exceptions.WebSocketException) as exc:
             stats["reconnects"] += 1
             stats["errors"].append(f"{time.time():.1f} {exc!r}")
@@ -201,6 +217,7 @@ async def _listen(socket, end: float, events: list, stats: dict) -> None:
         message = json.loads(raw)
         if message.get("type") == "snapshot":
             stats["snapshot_alerts"] += len(message["alerts"])
+            stats["snapshots"].append([received, [alert["id"] for alert in message["alerts"]]])
             continue
         alert = message.get("alert", {})
         events.append(

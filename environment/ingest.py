@@ -23,7 +23,7 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils.dateparse import parse_datetime
 
@@ -216,7 +216,7 @@ class _LockQuery:
             f"SELECT {columns} FROM {state} st "  # noqa: S608  # nosec B608
             f"JOIN {sensor} se ON se.id = st.sensor_id "
             f"JOIN {profile} pr ON pr.id = se.profile_id "
-            "WHERE st.sensor_id = ANY(%s) ORDER BY st.sensor_id FOR UPDATE OF st"
+            "WHERE st.sensor_id = ANY(%s::bigint[]) ORDER BY st.sensor_id FOR UPDATE OF st"
         )
         self.converters = [
             [(i, f) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
@@ -253,26 +253,47 @@ def _select_states(sensor_ids: list[int]) -> dict[int, SensorState]:
         )
         return {state.sensor_id: state for state in rows}
     query = _lock_query()
+    # The ids as one array literal (`ANY(%s::bigint[])`): psycopg quotes a Python list
+    # element by element in Python, a string in C.
+    ids = "{" + ",".join(str(int(pk)) for pk in sensor_ids) + "}"
     with connection.cursor() as cursor:
-        cursor.execute(query.sql, [list(sensor_ids)])
+        cursor.execute(query.sql, [ids])
         rows = cursor.fetchall()
     states = (query.instances(row) for row in rows)
     return {state.sensor_id: state for state in states}
 
 
-def _save_state(state: SensorState) -> None:
-    """`state.save(update_fields=_STATE_FIELDS)` in one plain UPDATE."""
+@functools.cache
+def _state_update() -> tuple[str, list]:
+    """The UPDATE of `_save_state`, and per field whether its value needs the field's own
+    preparation (`pre_save` for `auto_now`, `get_db_prep_save` for JSON) or goes as it is
+    (numbers, booleans, aware datetimes: psycopg adapts them; SQLite's driver does not)."""
     fields = [SensorState._meta.get_field(name) for name in _STATE_FIELDS]
-    values = [
-        f.get_db_prep_save(f.pre_save(state, add=False), connection=connection) for f in fields
-    ]
+    postgresql = connection.vendor == "postgresql"
+    prepared = [(f, not postgresql or _needs_preparing(f)) for f in fields]
     assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
     table = connection.ops.quote_name(SensorState._meta.db_table)
+    sql = f"UPDATE {table} SET {assignments} WHERE sensor_id = %s"  # noqa: S608  # nosec B608
+    return sql, prepared
+
+
+def _needs_preparing(field) -> bool:
+    if isinstance(field, models.FloatField | models.IntegerField | models.BooleanField):
+        return False
+    return not (type(field) is models.DateTimeField and not field.auto_now)
+
+
+def _save_state(state: SensorState) -> None:
+    """`state.save(update_fields=_STATE_FIELDS)` in one plain UPDATE."""
+    sql, fields = _state_update()
+    values = [
+        f.get_db_prep_save(f.pre_save(state, add=False), connection=connection)
+        if prepare
+        else getattr(state, f.attname)
+        for f, prepare in fields
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {assignments} WHERE sensor_id = %s",  # noqa: S608  # nosec B608
-            [*values, state.sensor_id],
-        )
+        cursor.execute(sql, [*values, state.sensor_id])
 
 
 def _insert(

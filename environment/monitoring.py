@@ -6,12 +6,13 @@ upload could not evaluate (`check_sensors`)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from alerts import services as alert_services
 from alerts.models import Alert, AlertState
@@ -86,6 +87,46 @@ def to_rule_reading(row: EnvironmentReading) -> rules.Reading:
 
 def _dt(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
+
+
+@functools.cache
+def _history_sql() -> str:
+    table = connection.ops.quote_name(EnvironmentReading._meta.db_table)
+    return (
+        "SELECT ts, temperature_c, humidity_pct, battery_pct, door_open "  # noqa: S608  # nosec B608
+        f"FROM {table} WHERE sensor_id = %s AND ts >= %s ORDER BY ts"
+    )
+
+
+def stored_history(sensor_id: int, start: float) -> list[rules.Reading]:
+    """A sensor's stored readings from `start` (epoch seconds) on, in ts order, as the rules
+    read them (a late reading's replay). One plain query: on this path, which an overloaded
+    server takes for every reading that arrives after a newer one, building the ORM query and
+    its model instances cost more than the query."""
+    since = connection.ops.adapt_datetimefield_value(_dt(start))
+    with connection.cursor() as cursor:
+        cursor.execute(_history_sql(), [sensor_id, since])
+        rows = cursor.fetchall()
+    return [
+        rules.Reading(
+            ts=_epoch(ts),
+            temperature_c=temperature,
+            humidity_pct=humidity,
+            battery_pct=battery,
+            door_open=None if door is None else bool(door),
+        )
+        for ts, temperature, humidity, battery, door in rows
+    ]
+
+
+def _epoch(value) -> float:
+    """Epoch seconds of a timestamp column as a raw cursor returns it (aware on PostgreSQL;
+    naive UTC, or text, on the demo's SQLite)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
 
 
 def describe(incident: rules.Incident, sensor: Sensor) -> str:
@@ -186,27 +227,21 @@ def _evaluate(state: SensorState, new_rows, now: datetime) -> int:
         state.pending_evaluation = False
         return 0
     limits = limits_for(sensor)
-    kinds = Q(source=SOURCE, sensor=sensor, kind__in=rules.EVENT_TIME_KINDS)
     open_alerts = []
     if state.unresolved_alerts:
         # The open offline alert, if any, comes with the same query.
-        offline = Q(source=SOURCE, subject=subject(sensor), kind=rules.SENSOR_OFFLINE)
-        open_alerts = list(Alert.objects.filter(kinds | offline).exclude(state=AlertState.RESOLVED))
+        open_alerts = _alert_queries().unresolved(sensor)
     unresolved = [a for a in open_alerts if a.kind != rules.SENSOR_OFFLINE]
     was_offline = len(unresolved) < len(open_alerts)
-
-    def history(start: float) -> list[rules.Reading]:
-        rows = EnvironmentReading.objects.filter(sensor_id=sensor.pk, ts__gte=_dt(start))
-        return [to_rule_reading(r) for r in rows.order_by("ts")]
 
     update = rules.update_monitor(
         limits,
         state.monitor or None,
         [to_rule_reading(r) for r in new_rows],
-        history,
+        lambda start: stored_history(sensor.pk, start),
         [a.started_at.timestamp() for a in unresolved],
     )
-    raised = _apply(sensor, update, unresolved, kinds, now)
+    raised = _apply(sensor, update, unresolved, now)
     if was_offline:
         alert_services.clear_condition(
             source=SOURCE,
@@ -223,7 +258,7 @@ def _evaluate(state: SensorState, new_rows, now: datetime) -> int:
     return len(new_rows)
 
 
-def _apply(sensor, update: rules.Update, unresolved, kinds: Q, now: datetime) -> bool:
+def _apply(sensor, update: rules.Update, unresolved, now: datetime) -> bool:
     """Carry out the engine's alert actions; returns whether an alert was opened or reopened."""
     raised = False
     candidates = {a.pk: a for a in unresolved}
@@ -231,10 +266,7 @@ def _apply(sensor, update: rules.Update, unresolved, kinds: Q, now: datetime) ->
     if update.replayed_from is not None:
         starts.append(update.replayed_from)
     if starts:
-        earliest = _dt(min(starts))
-        for alert in Alert.objects.filter(kinds, state=AlertState.RESOLVED).filter(
-            Q(ended_at__isnull=True) | Q(ended_at__gte=earliest) | Q(started_at__gte=earliest)
-        ):
+        for alert in _alert_queries().resolved_since(sensor, _dt(min(starts))):
             candidates[alert.pk] = alert
     views = [
         rules.AlertView(
@@ -299,6 +331,52 @@ def _apply(sensor, update: rules.Update, unresolved, kinds: Q, now: datetime) ->
         elif action.op == "settle":
             Alert.objects.filter(pk=alert.pk).update(ended_at=_dt(incident.ended_at))
     return raised
+
+
+class _AlertQueries:
+    """The sensor's alerts the general path reads, as two plain queries written out once (like
+    environment.ingest's lock query): through the ORM, compiling them cost more than running
+    them, on every upload of a sensor with an unresolved alert and every late reading's replay.
+    Same rows, same order (`Alert.Meta.ordering`, newest opened first) as
+
+    - unresolved: `Alert.objects.filter(Q(source, sensor, kind__in=EVENT_TIME_KINDS) |
+      Q(source, subject, kind=SENSOR_OFFLINE)).exclude(state=RESOLVED)`;
+    - resolved_since(earliest): `Alert.objects.filter(Q(source, sensor, kind__in=
+      EVENT_TIME_KINDS), state=RESOLVED).filter(Q(ended_at__isnull=True) |
+      Q(ended_at__gte=earliest) | Q(started_at__gte=earliest))`."""
+
+    def __init__(self) -> None:
+        quote = connection.ops.quote_name
+        column = {f.name: quote(f.column) for f in Alert._meta.concrete_fields}
+        table = quote(Alert._meta.db_table)
+        kinds = ", ".join(["%s"] * len(rules.EVENT_TIME_KINDS))
+        own = f"{column['sensor']} = %s AND {column['kind']} IN ({kinds})"
+        select = f"SELECT * FROM {table} WHERE {column['source']} = %s AND "  # noqa: S608  # nosec B608
+        order = f" ORDER BY {column['opened_at']} DESC"
+        self.unresolved_sql = (
+            f"{select}{column['state']} <> %s AND (({own}) OR "
+            f"({column['subject']} = %s AND {column['kind']} = %s)){order}"
+        )
+        self.resolved_sql = (
+            f"{select}{own} AND {column['state']} = %s AND ({column['ended_at']} IS NULL OR "
+            f"{column['ended_at']} >= %s OR {column['started_at']} >= %s){order}"
+        )
+
+    def unresolved(self, sensor: Sensor) -> list[Alert]:
+        params = [SOURCE, AlertState.RESOLVED.value, sensor.pk, *rules.EVENT_TIME_KINDS]
+        params += [subject(sensor), rules.SENSOR_OFFLINE]
+        return list(Alert.objects.raw(self.unresolved_sql, params))
+
+    def resolved_since(self, sensor: Sensor, earliest: datetime) -> list[Alert]:
+        since = connection.ops.adapt_datetimefield_value(earliest)
+        params = [SOURCE, sensor.pk, *rules.EVENT_TIME_KINDS, AlertState.RESOLVED.value]
+        params += [since, since]
+        return list(Alert.objects.raw(self.resolved_sql, params))
+
+
+@functools.cache
+def _alert_queries() -> _AlertQueries:
+    return _AlertQueries()
 
 
 def _record_latest(state: SensorState, new_rows, update: rules.Update) -> None:

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,6 +25,8 @@ class EnvironmentIngestView(APIView):
     authentication_classes = [DeviceTokenAuthentication]
     permission_classes = [IsSensorOrScannerDevice]
     parser_classes: list = []
+    #: Devices read JSON; without the browsable API's HTML renderer each answer costs less.
+    renderer_classes = [JSONRenderer]
 
     @extend_schema(
         summary="Upload environmental readings (sensors, or gateways relaying them)",

@@ -3,7 +3,7 @@ alarm condition is the one at which the rule engine raises the alert, once per e
 
 import random
 
-from bench.coldchaingen import excursion_plan, reading_value
+from bench.coldchaingen import completes, excursion_plan, reading_value
 from environment import rules
 
 CONFIG = {
@@ -24,8 +24,8 @@ def probe(index: int, steps: int):
     offset = excursion_plan(index, CONFIG)
     for step in range(steps):
         ts = start + step * CONFIG["interval_s"]
-        temperature, completing = reading_value(ts, start, offset, CONFIG, rng)
-        yield ts, temperature, completing
+        temperature, step = reading_value(ts, start, offset, CONFIG, rng)
+        yield ts, temperature, completes(step, CONFIG)
 
 
 def test_one_sensor_in_ten_has_excursions():

@@ -140,6 +140,24 @@ def test_monitor_state_round_trips_through_json():
     assert resumed.state() == whole.state()
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from([5.0, 9.0, 11.0, 1.0, 85.0]), max_size=40))
+def test_monitor_state_is_every_field_of_every_machine(values):
+    """The saved state is the machines' fields as `dataclasses.asdict` gives them, incidents
+    included, and nothing shares memory with the live monitor."""
+    from dataclasses import asdict
+
+    monitor = SensorMonitor(FRIDGE)
+    for reading in series(values, battery_pct=15.0, door_open=True):
+        monitor.feed(reading)
+    state = monitor.state()
+    assert state["machines"] == {kind: asdict(m) for kind, m in monitor.machines.items()}
+    for kind, machine in monitor.machines.items():
+        if machine.incident is not None:
+            state["machines"][kind]["incident"]["peak"] = "changed"
+            assert machine.incident.peak != "changed"
+
+
 def test_feeding_out_of_order_is_refused():
     monitor = SensorMonitor(FRIDGE)
     monitor.feed(Reading(100, 5.0))
