@@ -88,12 +88,12 @@ def write_all() -> int:
 
 def _write(gathered: list[Activity]) -> None:
     if store.set_based():
-        rows = [(a.scanner_pk, a.accepted, a.rejected, a.last_batch_at) for a in gathered]
-        without_row = set(store.add_scanner_activity(rows))
-    else:
-        without_row = {a.scanner_pk for a in gathered if not _update(a)}
+        store.add_scanner_activity(
+            [(a.scanner_pk, a.accepted, a.rejected, a.last_batch_at) for a in gathered]
+        )
+        return
     for item in gathered:
-        if item.scanner_pk in without_row:
+        if not _update(item):
             _create(item)
 
 

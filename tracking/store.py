@@ -20,6 +20,7 @@ from tracking.models import (
     AssetLocation,
     PositionSample,
     Presence,
+    Scanner,
     ScannerHealth,
     Tag,
     ZoneStay,
@@ -232,17 +233,21 @@ def asset_statuses(asset_ids: list[int]) -> dict[int, str]:
     )
 
 
-def add_scanner_activity(rows: list[tuple]) -> list[int]:
+def add_scanner_activity(rows: list[tuple]) -> None:
     """Add gathered batch counts to scanners' health rows (scanner, accepted, rejected, last
-    batch time or None), marking them online; returns the scanners that have no health row."""
-    updated = _execute(
-        f"UPDATE {_table(ScannerHealth)} AS h SET online = true, "  # noqa: S608  # nosec B608
-        "readings_accepted = h.readings_accepted + v.accepted, "
-        "readings_rejected = h.readings_rejected + v.rejected, "
-        "last_batch_at = GREATEST(h.last_batch_at, v.last_batch) "
+    batch time or None), marking them online; a scanner without a health row gets one, in the
+    same statement (the first write after a deployment covers every gateway). Scanners deleted
+    meanwhile are skipped."""
+    health = _table(ScannerHealth)
+    _execute(
+        f"INSERT INTO {health} AS h (scanner_id, online, agent_version, last_batch_at, "  # noqa: S608  # nosec B608
+        "readings_accepted, readings_rejected, details) "
+        "SELECT v.scanner_id, true, '', v.last_batch, v.accepted, v.rejected, '{}'::jsonb "
         f"FROM {_unnest(ACTIVITY_TYPES)} AS v(scanner_id, accepted, rejected, last_batch) "
-        "WHERE h.scanner_id = v.scanner_id RETURNING h.scanner_id",
+        f"JOIN {_table(Scanner)} AS s ON s.id = v.scanner_id "
+        "ON CONFLICT (scanner_id) DO UPDATE SET online = true, "
+        "readings_accepted = h.readings_accepted + EXCLUDED.readings_accepted, "
+        "readings_rejected = h.readings_rejected + EXCLUDED.readings_rejected, "
+        "last_batch_at = GREATEST(h.last_batch_at, EXCLUDED.last_batch_at)",
         _columns(rows, ACTIVITY_TYPES),
     )
-    found = {scanner_id for (scanner_id,) in updated}
-    return [row[0] for row in rows if row[0] not in found]

@@ -137,3 +137,19 @@ def test_a_batch_appends_and_claims_every_shard_it_touches_in_one_script(redis_b
     assert bus.read_handoff(shards, reply).claimed == []  # already queued: nobody queues them again
     lengths = bus.stream_lengths()
     assert sum(lengths.values()) == 2 * len(shards)
+
+
+def test_a_scanner_deleted_meanwhile_does_not_hold_up_the_others(client, gateway):
+    scanner, token = gateway
+    gone = ScannerFactory(serial="gw-activity-gone")
+    gone_token = issue_token(scanner=gone)
+    send(client, token, 4)  # the first batch writes
+    send(client, gone_token, 3)
+    send(client, token, 2)
+    gone.delete()
+
+    activity.write_all()
+
+    assert counts(scanner) == (6, 0)
+    assert not ScannerHealth.objects.filter(scanner_id=gone.pk).exists()
+    assert activity.write_all() == 0  # nothing was put back to fail again
