@@ -16,7 +16,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from tracking import bus, store
-from tracking.models import ScannerHealth
+from tracking.models import Scanner, ScannerHealth
 
 ACTIVITY_KEY = "ww:activity:{}"
 WRITE_DUE_KEY = "ww:activity-due"
@@ -92,8 +92,11 @@ def _write(gathered: list[Activity]) -> None:
             [(a.scanner_pk, a.accepted, a.rejected, a.last_batch_at) for a in gathered]
         )
         return
+    existing = set(
+        Scanner.objects.filter(pk__in=[a.scanner_pk for a in gathered]).values_list("pk", flat=True)
+    )
     for item in gathered:
-        if not _update(item):
+        if item.scanner_pk in existing and not _update(item):  # deleted meanwhile: skipped
             _create(item)
 
 

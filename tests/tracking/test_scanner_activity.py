@@ -139,7 +139,12 @@ def test_a_batch_appends_and_claims_every_shard_it_touches_in_one_script(redis_b
     assert sum(lengths.values()) == 2 * len(shards)
 
 
-def test_a_scanner_deleted_meanwhile_does_not_hold_up_the_others(client, gateway):
+@pytest.mark.parametrize("path", ["statement", "orm"])
+def test_a_scanner_deleted_meanwhile_does_not_hold_up_the_others(
+    client, gateway, monkeypatch, path
+):
+    if path == "orm":
+        monkeypatch.setattr("tracking.store.set_based", lambda: False)
     scanner, token = gateway
     gone = ScannerFactory(serial="gw-activity-gone")
     gone_token = issue_token(scanner=gone)
