@@ -24,7 +24,7 @@ import pstats
 import sys
 import time
 
-from bench.load import RESULTS_DIR, machine, stack_env
+from bench.load import machine, save_results, stack_env
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -137,10 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
         print(out.getvalue())
         return  # a profiled run's figures carry the profiler's overhead: not saved
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "ingest.json").write_text(json.dumps(report, indent=1) + "\n")
     text = markdown(report)
-    (RESULTS_DIR / "ingest.md").write_text(text)
+    save_results("ingest", report, text)
     print(text)
 
 

@@ -604,6 +604,13 @@ def summarize(rate, args, window, monitor, generator, watchers, final, held) -> 
     }
 
 
+def save_results(name: str, report: dict, text: str) -> None:
+    """bench/results/<name>.json and .md for a benchmark that keeps only its last run."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (RESULTS_DIR / f"{name}.md").write_text(text)
+
+
 def machine() -> dict:
     model = ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:

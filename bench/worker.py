@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.load import RESULTS_DIR, machine, stack_env
+from bench.load import machine, save_results, stack_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,10 +175,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"running with {configuration or 'the engine defaults'} ...", flush=True)
         report["runs"].append(run_one(args, configuration))
         print("  ", report["runs"][-1], flush=True)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "worker.json").write_text(json.dumps(report, indent=1) + "\n")
     text = markdown(report)
-    (RESULTS_DIR / "worker.md").write_text(text)
+    save_results("worker", report, text)
     print(text)
 
 
