@@ -55,11 +55,11 @@ from bench.loadgen import percentiles
 from bench.procstat import Group, Sampler
 
 RESULTS_DIR = load.RESULTS_DIR
-BENCH_DB = "wardwise_bench_coldchain"
+BENCH_DB = load.BENCH_DB + "_coldchain"
 #: Database of `--upload-cost` (keeps the last stack run's database for inspection).
-UPLOAD_DB = "wardwise_bench_coldchain_upload"
+UPLOAD_DB = load.BENCH_DB + "_coldchain_upload"
 #: Redis database of this benchmark (flushed); bench.load uses 7, tests 10-15.
-REDIS_DB = 8
+REDIS_DB = int(os.environ.get("WARDWISE_BENCH_COLDCHAIN_REDIS_DB", "8"))
 PROFILE_SLUG = "bench-vaccine-refrigerator"
 
 

@@ -53,10 +53,11 @@ from bench.procstat import Group, Sampler
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
-BENCH_DB = "wardwise_bench"
+#: Database and Redis database of the benchmark (both wiped per run); the environment variables
+#: let two benchmarks run side by side. Tests use Redis 10-15.
+BENCH_DB = os.environ.get("WARDWISE_BENCH_DB", "wardwise_bench")
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
-#: Redis database of the benchmark (flushed); others on this machine use 12, 13 and 15.
-REDIS_DB = 7
+REDIS_DB = int(os.environ.get("WARDWISE_BENCH_REDIS_DB", "7"))
 TARGETS = (10_000, 20_000)
 FIND_MAX_RATES = (2_000, 4_000, 6_000, 8_000, 10_000, 12_000, 15_000, 20_000)
 LINKS_PER_TAG = 6
