@@ -8,8 +8,9 @@ so the residual of scanner i is ``rssi_i - model_i(x, y, b)`` with the log-dista
 where d_i includes the scanner's mounting height above the tag, p0_i is the scanner's calibrated
 1 m power and b is the tag's own transmit-power offset (a nuisance parameter with a Gaussian prior,
 because tags of one model still differ by a few dB). Gauss-Newton with Huber re-weighting and a
-projection onto a rectangle (the floor, or one zone) after every step; plain Python floats because
-for ten scanners that is several times faster than numpy call overhead.
+projection onto a rectangle (the floor, or one zone) after every step. The loop is compiled with
+numba: for ten scanners numpy's per-call overhead would cost more than the arithmetic, and
+interpreted it was a quarter of a worker's CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numba
+import numpy as np
 
 LN10_OVER_10 = math.log(10.0) / 10.0
 TEN_OVER_LN10 = 10.0 / math.log(10.0)
@@ -60,7 +64,7 @@ def weighted_centroid(measurements: Sequence[Measurement]) -> tuple[float, float
 
 
 def solve_packed(
-    rows: Sequence[tuple],
+    rows: np.ndarray,
     start: tuple[float, float],
     bounds: tuple[float, float, float, float],
     *,
@@ -72,20 +76,65 @@ def solve_packed(
     tolerance_m: float = 0.05,
 ) -> Solution:
     """`solve` on rows made once by `pack` (several zone fits share them)."""
-    xmin, ymin, xmax, ymax = bounds
-    x = min(max(start[0], xmin), xmax)
-    y = min(max(start[1], ymin), ymax)
-    b = 0.0
-    inv_b = 1.0 / (tag_offset_sigma_db * tag_offset_sigma_db)
     if prior is not None:
         prior_x, prior_y, prior_sx, prior_sy = prior
         inv_px = 1.0 / (prior_sx * prior_sx)
         inv_py = 1.0 / (prior_sy * prior_sy)
     else:
         prior_x = prior_y = inv_px = inv_py = 0.0
-    losses = wall_losses if wall_losses is not None else [0.0] * len(rows)
+    losses = (
+        np.zeros(len(rows)) if wall_losses is None else np.asarray(wall_losses, dtype=np.float64)
+    )
+    if len(losses) != len(rows):
+        raise ValueError(f"{len(losses)} wall losses for {len(rows)} measurements")
+    x, y, b, cost, var_x, cov_xy, var_y, iterations = gauss_newton(
+        rows,
+        losses,
+        float(start[0]),
+        float(start[1]),
+        *(float(v) for v in bounds),
+        huber_k,
+        1.0 / (tag_offset_sigma_db * tag_offset_sigma_db),
+        prior is not None,
+        prior_x,
+        prior_y,
+        inv_px,
+        inv_py,
+        max_iterations,
+        tolerance_m,
+    )
+    return Solution(x, y, b, cost, (var_x, cov_xy, var_y), iterations)
+
+
+@numba.njit(cache=True, nogil=True)
+def gauss_newton(
+    rows,
+    losses,
+    x,
+    y,
+    xmin,
+    ymin,
+    xmax,
+    ymax,
+    huber_k,
+    inv_b,
+    has_prior,
+    prior_x,
+    prior_y,
+    inv_px,
+    inv_py,
+    max_iterations,
+    tolerance_m,
+):
+    """The fit's inner loop, compiled (numba): it is most of a worker's CPU in pure Python.
+
+    Returns (x, y, tag offset, cost, var_x, cov_xy, var_y, iterations). `gauss_newton.py_func`
+    is the same code interpreted, which the tests compare it with.
+    """
+    x = min(max(x, xmin), xmax)
+    y = min(max(y, ymin), ymax)
+    b = 0.0
     damping = 1e-3
-    log = math.log
     h11 = h12 = h22 = h13 = h23 = h33 = 0.0
     cost = 0.0
     iteration = 0
@@ -95,21 +144,19 @@ def solve_packed(
         g1 = g2 = 0.0
         g3 = -inv_b * b
         cost = inv_b * b * b
-        for (mx, my, dz2, base, half_exponent, slope_factor, inverse_variance, sigma), loss in zip(
-            rows, losses, strict=True
-        ):
-            dx = x - mx
-            dy = y - my
-            d2 = dx * dx + dy * dy + dz2
-            residual = base + loss - b + half_exponent * log(d2)
-            scaled = abs(residual) / sigma
-            weight = inverse_variance
+        for i in range(rows.shape[0]):
+            dx = x - rows[i, 0]
+            dy = y - rows[i, 1]
+            d2 = dx * dx + dy * dy + rows[i, 2]
+            residual = rows[i, 3] + losses[i] - b + rows[i, 4] * math.log(d2)
+            scaled = abs(residual) / rows[i, 7]
+            weight = rows[i, 6]
             if scaled > huber_k:
                 weight *= huber_k / scaled
                 cost += 2.0 * huber_k * scaled - huber_k * huber_k
             else:
                 cost += scaled * scaled
-            slope = slope_factor / d2
+            slope = rows[i, 5] / d2
             jx = slope * dx
             jy = slope * dy
             # residual = rssi - predicted; d(predicted)/d(x,y,b) = (jx, jy, 1)
@@ -122,7 +169,7 @@ def solve_packed(
             g1 += weight * jx * residual
             g2 += weight * jy * residual
             g3 += weight * residual
-        if prior is not None:
+        if has_prior:
             h11 += inv_px
             h22 += inv_py
             g1 -= inv_px * (x - prior_x)
@@ -131,10 +178,19 @@ def solve_packed(
         a11 = h11 * (1 + damping) + 1e-9
         a22 = h22 * (1 + damping) + 1e-9
         a33 = h33 * (1 + damping)
-        step = _solve3(a11, h12, h13, a22, h23, a33, g1, g2, g3)
-        if step is None:
+        # the symmetric 3x3 system A s = g by Cramer's rule; stop when singular
+        c11 = a22 * a33 - h23 * h23
+        c12 = h13 * h23 - h12 * a33
+        c13 = h12 * h23 - h13 * a22
+        det = a11 * c11 + h12 * c12 + h13 * c13
+        if abs(det) < 1e-18:
             break
-        sx, sy, sb = step
+        c22 = a11 * a33 - h13 * h13
+        c23 = h12 * h13 - a11 * h23
+        c33 = a11 * a22 - h12 * h12
+        sx = (c11 * g1 + c12 * g2 + c13 * g3) / det
+        sy = (c12 * g1 + c22 * g2 + c23 * g3) / det
+        sb = (c13 * g1 + c23 * g2 + c33 * g3) / det
         length = math.hypot(sx, sy)
         if length > 5.0:  # trust region: the model is very non-linear close to a scanner
             sx, sy, sb = sx * 5.0 / length, sy * 5.0 / length, sb * 5.0 / length
@@ -144,26 +200,36 @@ def solve_packed(
         x, y, b = new_x, new_y, b + sb
         if moved < tolerance_m and abs(sb) < 0.2:
             break
-    covariance = _position_covariance(h11, h12, h13, h22, h23, h33)
-    return Solution(x, y, b, cost, covariance, iteration)
+    # position block of the inverse information matrix, tag offset marginalised out (Schur
+    # complement H_pp - H_pb H_bb^-1 H_bp)
+    s11 = h11 - h13 * h13 / h33
+    s12 = h12 - h13 * h23 / h33
+    s22 = h22 - h23 * h23 / h33
+    det = s11 * s22 - s12 * s12
+    if det <= 1e-12:
+        return x, y, b, cost, 1e4, 0.0, 1e4, iteration
+    return x, y, b, cost, s22 / det, -s12 / det, s11 / det, iteration
 
 
-def pack(measurements: Sequence[Measurement]) -> list[tuple]:
-    """Plain tuples for the inner loop (attribute access would dominate it):
+def pack(measurements: Sequence[Measurement]) -> np.ndarray:
+    """The rows of the inner loop, one per measurement:
     (x, y, dz^2, rssi - p0, 5 n / ln 10, -10 n / ln 10, 1 / variance, sigma)."""
-    return [
-        (
-            m.x,
-            m.y,
-            m.dz * m.dz,
-            m.rssi - m.p0,
-            5.0 * m.exponent / math.log(10.0),
-            -TEN_OVER_LN10 * m.exponent,
-            1.0 / m.variance,
-            math.sqrt(m.variance),
-        )
-        for m in measurements
-    ]
+    return np.array(
+        [
+            (
+                m.x,
+                m.y,
+                m.dz * m.dz,
+                m.rssi - m.p0,
+                5.0 * m.exponent / math.log(10.0),
+                -TEN_OVER_LN10 * m.exponent,
+                1.0 / m.variance,
+                math.sqrt(m.variance),
+            )
+            for m in measurements
+        ],
+        dtype=np.float64,
+    ).reshape(-1, 8)
 
 
 def solve(
@@ -182,33 +248,3 @@ def solve(
     `max_iterations`, `tolerance_m`.
     """
     return solve_packed(pack(measurements), start, bounds, **options)
-
-
-def _solve3(a11, a12, a13, a22, a23, a33, g1, g2, g3):
-    """Solve the symmetric 3x3 system A s = g by Cramer's rule; None when singular."""
-    c11 = a22 * a33 - a23 * a23
-    c12 = a13 * a23 - a12 * a33
-    c13 = a12 * a23 - a13 * a22
-    det = a11 * c11 + a12 * c12 + a13 * c13
-    if abs(det) < 1e-18:
-        return None
-    c22 = a11 * a33 - a13 * a13
-    c23 = a12 * a13 - a11 * a23
-    c33 = a11 * a22 - a12 * a12
-    return (
-        (c11 * g1 + c12 * g2 + c13 * g3) / det,
-        (c12 * g1 + c22 * g2 + c23 * g3) / det,
-        (c13 * g1 + c23 * g2 + c33 * g3) / det,
-    )
-
-
-def _position_covariance(h11, h12, h13, h22, h23, h33) -> tuple[float, float, float]:
-    """Position block of the inverse information matrix (tag offset marginalised out)."""
-    # Schur complement: H_pp - H_pb H_bb^-1 H_bp
-    s11 = h11 - h13 * h13 / h33
-    s12 = h12 - h13 * h23 / h33
-    s22 = h22 - h23 * h23 / h33
-    det = s11 * s22 - s12 * s12
-    if det <= 1e-12:
-        return (1e4, 0.0, 1e4)
-    return (s22 / det, -s12 / det, s11 / det)

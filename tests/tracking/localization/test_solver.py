@@ -2,9 +2,18 @@
 
 import math
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tracking.localization.solver import Measurement, solve, weighted_centroid
+from tracking.localization.solver import (
+    Measurement,
+    gauss_newton,
+    pack,
+    solve,
+    weighted_centroid,
+)
 
 SQUARE = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)]
 BOUNDS = (0.0, 0.0, 10.0, 10.0)
@@ -76,3 +85,35 @@ def test_fixed_wall_losses_are_part_of_the_model():
     measurements[1].rssi -= 5.0  # a wall between the tag and the second scanner
     fit = solve(measurements, (5, 5), BOUNDS, wall_losses=[0, 5.0, 0, 0], prior=None)
     assert (fit.x, fit.y) == pytest.approx(tag, abs=0.05)
+
+
+def test_a_wall_loss_per_measurement_is_required():
+    with pytest.raises(ValueError, match="2 wall losses for 4 measurements"):
+        solve(exact((3.0, 4.0)), (5, 5), BOUNDS, wall_losses=[0, 5.0], prior=None)
+
+
+scanner = st.tuples(st.floats(0.0, 40.0), st.floats(0.0, 20.0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    scanners=st.lists(scanner, min_size=1, max_size=12),
+    rssi=st.lists(st.floats(-100.0, -40.0), min_size=12, max_size=12),
+    walls=st.lists(st.sampled_from([0.0, 4.0, 8.0]), min_size=12, max_size=12),
+    start=scanner,
+    prior=st.none() | st.tuples(st.floats(0, 40), st.floats(0, 20), st.floats(0.3, 8)),
+)
+def test_the_compiled_fit_is_the_interpreted_fit(scanners, rssi, walls, start, prior):
+    measurements = [
+        Measurement(x=x, y=y, dz=1.5, p0=-59.0, exponent=2.2, rssi=value, variance=9.0 + i)
+        for i, ((x, y), value) in enumerate(zip(scanners, rssi, strict=False))
+    ]
+    rows = pack(measurements)
+    losses = np.array(walls[: len(rows)])
+    arguments = (rows, losses, *start, 0.0, 0.0, 40.0, 20.0, 1.5, 1 / 9.0, prior is not None)
+    arguments += (prior[0], prior[1], 1 / prior[2] ** 2, 1 / prior[2] ** 2) if prior else (0,) * 4
+    arguments += (8, 0.05)
+    compiled = gauss_newton(*arguments)
+    interpreted = gauss_newton.py_func(*arguments)
+    assert compiled[7] == interpreted[7]
+    assert compiled[:7] == pytest.approx(interpreted[:7], rel=1e-9, abs=1e-9)
