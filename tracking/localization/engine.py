@@ -157,7 +157,7 @@ class _TagState:
         self.moving = False
         self.mobility = mobility
         self.last_solution: tuple[float, float] | None = None
-        self.solved_rssi: dict[int, tuple[float, float]] | None = None
+        self.solved_rssi: dict[int, list[float]] | None = None
 
 
 class LocalizationEngine:
@@ -180,6 +180,7 @@ class LocalizationEngine:
         self.mobility_for_tag = mobility_for_tag
         self.scanners = list(site.scanners)
         self.scanner_index = {scanner.serial: i for i, scanner in enumerate(self.scanners)}
+        self.scanner_serials = [scanner.serial for scanner in self.scanners]
         floor_of = {floor.name: i for i, floor in enumerate(site.floors)}
         self.scanner_floor = [floor_of[scanner.floor] for scanner in self.scanners]
         self.floors: list[_Floor] = []
@@ -491,7 +492,7 @@ class LocalizationEngine:
         state.last_solve_ts = ts
         state.pending = False
         evidence = self._fresh_evidence(state, ts)
-        state.solved_rssi = {i: (v[0], v[1]) for i, v in state.rssi.items()}
+        state.solved_rssi = {i: [v[0], v[1]] for i, v in state.rssi.items()}
         if not evidence:
             return None
         floor_index = self._choose_floor(state, evidence, ts)
@@ -786,13 +787,19 @@ class LocalizationEngine:
 
     # ----------------------------------------------------------------- state transfer
     def export_state(self, tag: str) -> dict[str, Any] | None:
-        """The tag's state as a JSON-able dict (scanner serials and zone names, not indexes)."""
+        """The tag's state as a JSON-able dict (scanner serials and zone names, not indexes).
+
+        Workers write every processed tag's state back after each chunk, so this is on the hot
+        path: lists the engine only ever replaces (never mutates in place) are shared, not copied.
+        """
         state = self.tags.get(tag)
         if state is None:
             return None
+        serials = self.scanner_serials
         floor = self.floors[state.floor] if state.floor >= 0 else None
+        zone_names = floor.zone_names if floor else None
         return {
-            "rssi": {self.scanners[i].serial: list(v) for i, v in state.rssi.items()},
+            "rssi": {serials[i]: v[:] for i, v in state.rssi.items()},
             "last_solve_ts": state.last_solve_ts,
             "last_ts": state.last_ts,
             "pending": state.pending,
@@ -807,13 +814,13 @@ class LocalizationEngine:
             "kf_p": state.kf_p,
             "kf_ts": state.kf_ts,
             "gate_failures": state.gate_failures,
-            "zone": floor.zone_names[state.zone] if floor and state.zone >= 0 else None,
+            "zone": zone_names[state.zone] if zone_names and state.zone >= 0 else None,
             "zone_posterior": (
-                {floor.zone_names[z]: p for z, p in state.zone_posterior.items()} if floor else {}
+                {zone_names[z]: p for z, p in state.zone_posterior.items()} if zone_names else {}
             ),
             "zone_challenger": (
-                floor.zone_names[state.zone_challenger]
-                if floor and state.zone_challenger >= 0
+                zone_names[state.zone_challenger]
+                if zone_names and state.zone_challenger >= 0
                 else None
             ),
             "zone_challenges": state.zone_challenges,
@@ -821,7 +828,7 @@ class LocalizationEngine:
             "mobility": state.mobility,
             "last_solution": list(state.last_solution) if state.last_solution else None,
             "solved_rssi": (
-                {self.scanners[i].serial: list(v) for i, v in state.solved_rssi.items()}
+                {serials[i]: v for i, v in state.solved_rssi.items()}
                 if state.solved_rssi is not None
                 else None
             ),
@@ -862,7 +869,7 @@ class LocalizationEngine:
         solved = data.get("solved_rssi")
         if solved is not None:
             state.solved_rssi = {
-                self.scanner_index[serial]: (float(mean), float(weight))
+                self.scanner_index[serial]: [float(mean), float(weight)]
                 for serial, (mean, weight) in solved.items()
                 if serial in self.scanner_index
             }
