@@ -53,9 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def child(args: argparse.Namespace) -> dict:
     """One configuration, in this process: prepare, fill, warm, time."""
-    from bench.load import prepare
+    from bench.load import BENCH_DB, REDIS_DB, prepare
 
-    args.env, args.bench_db, args.redis_db = [], "wardwise_bench", 7
+    args.env, args.bench_db, args.redis_db = [], BENCH_DB, REDIS_DB
     prepared = prepare(args)
     import numpy as np
 

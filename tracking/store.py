@@ -2,8 +2,8 @@
 
 A worker writes thousands of rows a second; built by the ORM (bulk_create compiles and quotes
 every value in Python), that was a quarter of a worker's CPU. On PostgreSQL each write here is
-one statement over `unnest` of typed arrays, sent with server-side binding so the arrays travel
-in psycopg's binary format. It runs on Django's connection, inside the caller's transaction. The
+one statement over `unnest` of typed arrays, sent with server-side binding in psycopg's binary
+format. It runs on Django's connection, inside the caller's transaction. The
 embedded SQLite demo takes the ORM path, with the same result.
 """
 
@@ -77,7 +77,9 @@ def _execute(sql: str, params: list) -> list[tuple]:
 
 
 def _unnest(types: tuple[str, ...]) -> str:
-    return "unnest(" + ", ".join(f"%s::{kind}[]" for kind in types) + ")"
+    """Typed arrays in psycopg's binary format (`%b`): the text format quotes every element in
+    Python, about six times the client CPU for the same rows."""
+    return "unnest(" + ", ".join(f"%b::{kind}[]" for kind in types) + ")"
 
 
 def _columns(rows: list[tuple], types: tuple[str, ...]) -> list[list]:
@@ -227,7 +229,7 @@ def asset_statuses(asset_ids: list[int]) -> dict[int, str]:
         return dict(Asset.objects.filter(pk__in=asset_ids).values_list("pk", "status"))
     return dict(
         _execute(
-            f"SELECT id, status FROM {_table(Asset)} WHERE id = ANY(%s::bigint[])",  # noqa: S608  # nosec B608
+            f"SELECT id, status FROM {_table(Asset)} WHERE id = ANY(%b::bigint[])",  # noqa: S608  # nosec B608
             [asset_ids],
         )
     )
