@@ -307,7 +307,7 @@ class Stack:
         self.spawn(
             "http",
             [
-                sys.executable, "-m", "gunicorn", "hospital.wsgi:application",
+                sys.executable, "-m", "gunicorn", "hospital.device_wsgi:application",
                 "--bind", f"127.0.0.1:{HTTP_PORT}", "--workers", str(http_procs),
                 *threads, "--backlog", "4096", "--log-level", "warning",
                 # Longer than the probes' idle keep-alive (60 s): the client closes first, so it

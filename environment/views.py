@@ -9,24 +9,24 @@ from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from environment import ingest
 from environment.validation import EnvelopeError, validate_environment_batch
-from hospital.devices import DeviceTokenAuthentication, IsSensorOrScannerDevice
-from tracking.views import ErrorBody, IngestResult, bad_request, read_body, throttled
+from hospital.devices import DeviceView, IsSensorOrScannerDevice
+from tracking.views import ErrorBody, IngestResult, bad_request, read_body
 
 MAX_READINGS = 5000
 
 
-class EnvironmentIngestView(APIView):
-    authentication_classes = [DeviceTokenAuthentication]
+class EnvironmentIngestView(DeviceView):
     permission_classes = [IsSensorOrScannerDevice]
-    parser_classes: list = []
-    #: Devices read JSON; without the browsable API's HTML renderer each answer costs less.
-    renderer_classes = [JSONRenderer]
+
+    @staticmethod
+    def rate_key(token):
+        if token.sensor_id:
+            return f"env-sensor:{token.sensor_id}"
+        return f"env-gateway:{token.scanner_id}"
 
     @extend_schema(
         summary="Upload environmental readings (sensors, or gateways relaying them)",
@@ -47,10 +47,6 @@ class EnvironmentIngestView(APIView):
     )
     def post(self, request):
         device = request.user
-        key = f"sensor:{device.sensor.pk}" if device.sensor else f"gateway:{device.scanner.pk}"
-        limited = throttled(f"env-{key}")
-        if limited:
-            return limited
         now = timezone.now()
         try:
             body = read_body(request, settings.WARDWISE["MAX_BODY_BYTES"])

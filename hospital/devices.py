@@ -12,6 +12,9 @@ Revocation reaches every process at once: each process trusts a verified token f
 VERIFIED_CACHE_S, but only while a revocation epoch in the shared cache (Redis in production)
 is unchanged, and every issue, revocation, deactivation or deletion bumps that epoch. Should the
 shared cache be unreachable, the local trust still ends after VERIFIED_CACHE_S.
+
+The device endpoints (DeviceView) also count the request against the device's rate limit in the
+same Redis round trip as the epoch read, so a trusted token costs one round trip for both.
 """
 
 from __future__ import annotations
@@ -22,15 +25,20 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import authentication, exceptions, permissions, throttling
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
 
-from hospital import observability
+from hospital import observability, ratelimit
 from hospital.models import DeviceToken
 from web.middleware import client_ip
 
@@ -126,20 +134,71 @@ def verify_token_cached(presented: str) -> DeviceToken | None:
     """`verify_token`, remembering a success while the revocation epoch is unchanged: for
     VERIFIED_CACHE_WITH_EPOCH_S when the epoch can be read, else VERIFIED_CACHE_S (failures are
     not cached)."""
+    return check_device(presented)[0]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Where a request stands in its device's rate limit: `wait` seconds before retrying (0:
+    within it), or the error that kept Redis from counting it, raised where the limit is
+    applied (DeviceRateLimit) so the answer is the outage's 503, as with a separate round trip."""
+
+    wait: int = 0
+    error: Exception | None = None
+
+
+def check_device(
+    presented: str, rate_key: Callable[[DeviceToken], str | None] | None = None
+) -> tuple[DeviceToken | None, Rate | None]:
+    """`verify_token_cached`, and the request counted against its device's rate limit when
+    `rate_key` names one for the token. A token this process trusts already costs one Redis
+    round trip for both (the epoch read and the count are pipelined); a token it must verify,
+    the rare case, a second one for the count."""
     key = _hash(presented)
     now = time.monotonic()
-    epoch = revocation_epoch()
-    trust = VERIFIED_CACHE_S if epoch is None else VERIFIED_CACHE_WITH_EPOCH_S
     entry = _verified.get(key)
+    bucket = rate_key(entry[1]) if entry is not None and rate_key is not None else None
+    epoch, rate = _epoch_and_rate(bucket)
+    trust = VERIFIED_CACHE_S if epoch is None else VERIFIED_CACHE_WITH_EPOCH_S
     if entry is not None and now - entry[0] < trust and entry[2] == epoch:
-        return entry[1]
+        return entry[1], rate
     token = verify_token(presented)
-    if token is not None:
-        with _verified_lock:
-            if len(_verified) >= VERIFIED_CACHE_MAX:
-                _verified.clear()
-            _verified[key] = (now, token, epoch)
-    return token
+    if token is None:
+        _verified.pop(key, None)  # its requests no longer count against the device's limit
+        return None, None
+    with _verified_lock:
+        if len(_verified) >= VERIFIED_CACHE_MAX:
+            _verified.clear()
+        _verified[key] = (now, token, epoch)
+    if rate_key is not None and (rate is None or rate_key(token) != bucket):
+        bucket = rate_key(token)
+        rate = _count(bucket) if bucket is not None else None
+    return token, rate
+
+
+def _epoch_and_rate(bucket: str | None) -> tuple[object, Rate | None]:
+    """The revocation epoch and, with a bucket and the shared Redis, the request counted in it,
+    in one round trip. A failed read leaves the epoch unknown (trust ends sooner) and the count
+    failed."""
+    client = observability.redis_client() if bucket is not None else None
+    if client is None:
+        return revocation_epoch(), None
+    pipe = client.pipeline(transaction=False)
+    pipe.get(REVOCATION_EPOCH_KEY)
+    ratelimit.queue_hit(pipe, bucket)
+    try:
+        epoch, count, _ = pipe.execute()
+    except Exception as exc:
+        return None, Rate(error=exc)
+    return epoch, Rate(wait=ratelimit.judge(count, settings.WARDWISE["DEVICE_RATE_PER_S"]))
+
+
+def _count(bucket: str) -> Rate:
+    try:
+        _allowed, wait = ratelimit.allow(bucket, settings.WARDWISE["DEVICE_RATE_PER_S"])
+    except Exception as exc:
+        return Rate(error=exc)
+    return Rate(wait=wait)
 
 
 def _owner_changed(sender, instance, **kwargs) -> None:
@@ -180,9 +239,11 @@ def verify_token(presented: str) -> DeviceToken | None:
 @dataclass(frozen=True)
 class Device:
     """The principal of a request made with a device token. It is no User: every human
-    permission (roles) refuses it, and device permissions refuse humans."""
+    permission (roles) refuses it, and device permissions refuse humans. `rate`: the request
+    counted against the endpoint's rate limit along with the token check (None: no limit)."""
 
     token: DeviceToken
+    rate: Rate | None = None
 
     is_authenticated = True
     is_active = True
@@ -208,6 +269,9 @@ class Device:
 class DeviceTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Token"
 
+    def __init__(self, rate_key: Callable[[DeviceToken], str | None] | None = None):
+        self.rate_key = rate_key
+
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
@@ -218,11 +282,11 @@ class DeviceTokenAuthentication(authentication.BaseAuthentication):
             presented = header[1].decode()
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("token is not valid text") from exc
-        token = verify_token_cached(presented)
+        token, rate = check_device(presented, self.rate_key)
         if token is None:
             raise exceptions.AuthenticationFailed("invalid or revoked device token")
         self._record_use(token, request)
-        return Device(token), token
+        return Device(token, rate), token
 
     def authenticate_header(self, request):
         return self.keyword
@@ -251,3 +315,61 @@ class IsSensorOrScannerDevice(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return isinstance(request.user, Device)
+
+
+class DeviceThrottled(exceptions.APIException):
+    """429 with Retry-After (DRF's handler sets it from `wait`) and the device's message."""
+
+    status_code = 429
+
+    def __init__(self, wait: int):
+        self.wait = wait
+        super().__init__(f"too many requests from this device; retry after {wait} s")
+
+
+class DeviceRateLimit(throttling.BaseThrottle):
+    """Applies the count DeviceTokenAuthentication took (after the permission check, as DRF
+    orders throttles), so the limit costs no Redis round trip of its own."""
+
+    def allow_request(self, request, view) -> bool:
+        rate = getattr(request.user, "rate", None)
+        if rate is None:
+            return True
+        if rate.error is not None:
+            raise rate.error
+        self._wait = rate.wait
+        return rate.wait == 0
+
+    def wait(self):
+        return self._wait
+
+
+class JsonOnly(BaseContentNegotiation):
+    """Devices read JSON: every answer is JSON, whatever Accept says, without parsing it."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class DeviceView(APIView):
+    """Base of the device endpoints (readings, heartbeats): device token only, JSON answers
+    only, the raw body to the view (no parser), and the per-device rate limit of `rate_key`
+    counted with the token check."""
+
+    authentication_classes = [DeviceTokenAuthentication]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JsonOnly
+    parser_classes: list = []
+    throttle_classes = [DeviceRateLimit]
+
+    @staticmethod
+    def rate_key(token: DeviceToken) -> str | None:
+        """The token's rate-limit bucket on this endpoint; None: none (wrong kind of device,
+        refused by the permission check)."""
+        return None
+
+    def get_authenticators(self):
+        return [DeviceTokenAuthentication(self.rate_key)]
+
+    def throttled(self, request, wait):
+        raise DeviceThrottled(wait)

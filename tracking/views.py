@@ -1,8 +1,9 @@
 """Ingestion endpoints for scanner gateways (CONTRACT.md section 3) and their heartbeats.
 
-The request does only what must happen before `202`: authenticate, rate-limit, read the body and
-hand it to tracking.intake (validation, admission, the Redis bus, the shards' tasks), which the
-MQTT bridge shares. Localization runs in workers.
+The request does only what must happen before `202`: authenticate and rate-limit (one Redis round
+trip, hospital.devices.DeviceView), read the body and hand it to tracking.intake (validation,
+admission, the Redis bus, the shards' tasks), which the MQTT bridge shares. Localization runs in
+workers. Gunicorn serves these views through hospital.device_wsgi.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from hospital import observability, ratelimit
-from hospital.devices import DeviceTokenAuthentication, IsScannerDevice
+from hospital import observability
+from hospital.devices import DeviceView, IsScannerDevice
 from tracking.intake import EnvelopeError, Overloaded, accept_rssi_batch
 from tracking.models import ScannerHealth
 
@@ -57,17 +57,6 @@ def read_body(request, limit: int) -> bytes:
     return body
 
 
-def throttled(device_key: str) -> Response | None:
-    allowed, wait = ratelimit.allow(device_key, settings.WARDWISE["DEVICE_RATE_PER_S"])
-    if allowed:
-        return None
-    return Response(
-        {"detail": f"too many requests from this device; retry after {wait} s"},
-        status=429,
-        headers={"Retry-After": str(wait)},
-    )
-
-
 def overloaded(exc: Overloaded) -> Response:
     """A 503 in the shape hospital.api gives an outage: to the gateway both mean the same, keep
     the batch and resend it after Retry-After."""
@@ -78,10 +67,12 @@ def overloaded(exc: Overloaded) -> Response:
     )
 
 
-class RssiIngestView(APIView):
-    authentication_classes = [DeviceTokenAuthentication]
+class RssiIngestView(DeviceView):
     permission_classes = [IsScannerDevice]
-    parser_classes: list = []
+
+    @staticmethod
+    def rate_key(token):
+        return f"scanner:{token.scanner_id}" if token.scanner_id else None
 
     @extend_schema(
         summary="Upload a batch of RSSI readings (scanner gateways)",
@@ -109,9 +100,6 @@ class RssiIngestView(APIView):
     )
     def post(self, request):
         scanner = request.user.scanner
-        limited = throttled(f"scanner:{scanner.pk}")
-        if limited:
-            return limited
         try:
             body = read_body(request, settings.WARDWISE["MAX_BODY_BYTES"])
         except EnvelopeError as exc:
@@ -136,10 +124,12 @@ HEARTBEAT_FIELDS = {
 MAX_HEARTBEAT_BYTES = 16 * 1024
 
 
-class HeartbeatView(APIView):
-    authentication_classes = [DeviceTokenAuthentication]
+class HeartbeatView(DeviceView):
     permission_classes = [IsScannerDevice]
-    parser_classes: list = []
+
+    @staticmethod
+    def rate_key(token):
+        return f"heartbeat:{token.scanner_id}" if token.scanner_id else None
 
     @extend_schema(
         summary="Report a scanner agent's health (version, uptime, spool depth)",
@@ -157,9 +147,6 @@ class HeartbeatView(APIView):
     )
     def post(self, request):
         scanner = request.user.scanner
-        limited = throttled(f"heartbeat:{scanner.pk}")
-        if limited:
-            return limited
         try:
             body = read_body(request, MAX_HEARTBEAT_BYTES)
             document = json.loads(body)

@@ -1,7 +1,7 @@
 """The deployment files cannot run here (no Docker engine, no systemd as PID 1, no nginx), so
 check what can be checked: they parse, name every process of the production layout, run commands
 that exist in this repository with flags the pinned gunicorn accepts, and nginx sends exactly the
-device ingestion URLs to gunicorn."""
+device ingestion URLs to gunicorn, which serves them with the device application."""
 
 import configparser
 import re
@@ -57,7 +57,7 @@ def gunicorn_config(argv: list[str]) -> GunicornConfig:
     for key, value in vars(args).items():
         if value is not None and key != "args":
             cfg.set(key.lower(), value)
-    assert args.args == ["hospital.wsgi:application"]
+    assert args.args == ["hospital.device_wsgi:application"]
     return cfg
 
 
@@ -206,7 +206,7 @@ def http_unit_config() -> tuple[configparser.SectionProxy, GunicornConfig]:
     return service, gunicorn_config(argv)
 
 
-def test_http_unit_runs_gunicorn_gthread_on_the_wsgi_application():
+def test_http_unit_runs_gunicorn_gthread_on_the_device_application():
     service, cfg = http_unit_config()
     assert cfg.bind == ["127.0.0.1:8101"]
     assert cfg.settings["worker_class"].get() == "gthread"  # said, not inferred from --threads
@@ -227,9 +227,9 @@ def test_http_unit_runs_gunicorn_gthread_on_the_wsgi_application():
     assert int(service["TimeoutStopSec"]) > cfg.graceful_timeout
     assert service["Type"] == "notify"
     assert service["NotifyAccess"] == "main"
-    from hospital.wsgi import application
+    from hospital.device_wsgi import DeviceHandler, application
 
-    assert callable(application)
+    assert isinstance(application, DeviceHandler)
 
 
 def test_nginx_site_proxies_websockets_and_serves_static_files():
@@ -263,6 +263,8 @@ def test_nginx_sends_device_ingestion_and_only_it_to_gunicorn():
         except Resolver404:
             pytest.fail(f"nginx routes {path} to gunicorn, but Django has no such URL")
         assert match.url_name in DEVICE_VIEWS, path
+        # ...which the device application (gunicorn's) serves at the same path.
+        assert resolve(path, urlconf="hospital.device_urls").url_name == match.url_name, path
     # ...and every device ingestion view is matched (so none stays on the ASGI servers).
     for name in DEVICE_VIEWS:
         assert re.fullmatch(pattern, reverse(name)), name
