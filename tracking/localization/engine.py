@@ -13,8 +13,9 @@ from tracking.localization.model import EngineConfig, Estimate, Reading, SiteSpe
 from tracking.localization.solver import (
     Measurement,
     Solution,
+    fit_in_boxes,
     pack,
-    solve_packed,
+    solution,
     weighted_centroid,
 )
 from tracking.localization.walls import WallGrid
@@ -25,6 +26,7 @@ MAX_ZONE_HYPOTHESES = 4
 FLOOR_SWITCH_CONFIRMATIONS = 2
 NOISE_LEVEL_RATE = 0.01
 MOTION_CACHE_SIZE = 4096
+TOLERANCE_M = 0.05  # a fit stops when its step is shorter
 
 
 class _Floor:
@@ -465,26 +467,35 @@ class LocalizationEngine:
             )
         return measurements
 
-    def _fit(
-        self, floor: _Floor, measurements, start, bounds, prior, max_iterations=None, packed=None
-    ) -> Solution:
-        wall_loss = self.config.wall_loss_db
-        x, y = start
-        cell = floor.walls.cell(x, y)
-        counts = floor.walls.counts
-        losses = [wall_loss * counts[m.source_index][cell] for m in measurements]
-        if packed is None:
-            packed = pack(measurements)
-        return solve_packed(
-            packed,
-            start,
-            bounds,
-            wall_losses=losses,
-            huber_k=self.config.huber_k,
-            tag_offset_sigma_db=self.config.tag_offset_sigma_db,
-            prior=prior,
-            max_iterations=max_iterations or self.config.max_iterations,
+    def _pack(self, measurements) -> tuple[np.ndarray, np.ndarray]:
+        """The solver's rows and the scanners' wall-grid rows, shared by a solve's fits."""
+        sources = np.array([m.source_index for m in measurements], dtype=np.intp)
+        return pack(measurements), sources
+
+    def _fits(self, floor: _Floor, packed, starts, boxes, priors) -> np.ndarray:
+        """One fit per (start, box, prior), in one compiled call (`solver.fit_in_boxes`)."""
+        config = self.config
+        rows, sources = packed
+        walls = floor.walls
+        return fit_in_boxes(
+            rows,
+            sources,
+            walls.count_grid,
+            config.wall_loss_db,
+            walls.resolution,
+            walls.columns,
+            walls.rows,
+            np.array(starts, dtype=np.float64).reshape(-1, 2),
+            np.array(boxes, dtype=np.float64).reshape(-1, 4),
+            np.array(priors, dtype=np.float64).reshape(-1, 4),
+            config.huber_k,
+            1.0 / (config.tag_offset_sigma_db * config.tag_offset_sigma_db),
+            config.max_iterations,
+            TOLERANCE_M,
         )
+
+    def _fit(self, floor: _Floor, packed, start, bounds, prior) -> Solution:
+        return solution(self._fits(floor, packed, [start], [bounds], [prior])[0])
 
     def _solve(self, tag: str, state: _TagState, ts: float) -> Estimate | None:
         config = self.config
@@ -516,8 +527,9 @@ class LocalizationEngine:
         else:
             sigma = config.position_prior_sigma_m
             prior = (centroid[0], centroid[1], sigma, sigma)
-            chosen = self._fit(floor, measurements, start, floor.bounds, prior)
-            chosen = self._fit(floor, measurements, (chosen.x, chosen.y), floor.bounds, prior)
+            packed = self._pack(measurements)
+            chosen = self._fit(floor, packed, start, floor.bounds, prior)
+            chosen = self._fit(floor, packed, (chosen.x, chosen.y), floor.bounds, prior)
         state.last_solution = (chosen.x, chosen.y)
         dof = max(len(measurements) - 1, 1)
         misfit = chosen.cost / dof
@@ -576,8 +588,8 @@ class LocalizationEngine:
         # a quick fit over the whole floor proposes zones that no scanner is mounted in
         sigma = config.position_prior_sigma_m
         prior = (*centroid, sigma, sigma)
-        packed = pack(measurements)
-        free = self._fit(floor, measurements, start, floor.bounds, prior, packed=packed)
+        packed = self._pack(measurements)
+        free = self._fit(floor, packed, start, floor.bounds, prior)
         free_zone = floor.zone_near(free.x, free.y)
         for zone in (
             state.zone,
@@ -595,7 +607,7 @@ class LocalizationEngine:
         if not candidates:
             sigma = config.position_prior_sigma_m
             prior = (centroid[0], centroid[1], sigma, sigma)
-            return -1, 1.0, self._fit(floor, measurements, start, floor.bounds, prior), 0.0
+            return -1, 1.0, self._fit(floor, packed, start, floor.bounds, prior), 0.0
         direct = None
         if config.zone_direct_weight > 0:
             excess = [m.rssi - m.p0 for m in measurements]
@@ -613,12 +625,16 @@ class LocalizationEngine:
         )
         switch = 1.0 - math.exp(-rate * max(dt, 0.0))
         previous = state.zone_posterior
-        for zone in candidates:
-            box = floor.zone_boxes[zone]
-            prior = floor.zone_priors[zone]
-            zone_start = (min(max(start[0], box[0]), box[2]), min(max(start[1], box[1]), box[3]))
-            fit = self._fit(floor, measurements, zone_start, box, prior, packed=packed)
-            fits[zone] = fit
+        boxes = [floor.zone_boxes[zone] for zone in candidates]
+        starts = [
+            (min(max(start[0], box[0]), box[2]), min(max(start[1], box[1]), box[3]))
+            for box in boxes
+        ]
+        zone_fits = self._fits(
+            floor, packed, starts, boxes, [floor.zone_priors[zone] for zone in candidates]
+        )
+        for zone, row in zip(candidates, zone_fits, strict=True):
+            fit = fits[zone] = solution(row)
             if previous:
                 mass = config.zone_far_jump_probability
                 for source, probability in previous.items():

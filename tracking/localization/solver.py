@@ -211,6 +211,75 @@ def gauss_newton(
     return x, y, b, cost, s22 / det, -s12 / det, s11 / det, iteration
 
 
+@numba.njit(cache=True, nogil=True)
+def fit_in_boxes(
+    rows,
+    sources,
+    wall_counts,
+    wall_loss,
+    resolution,
+    columns,
+    grid_rows,
+    starts,
+    boxes,
+    priors,
+    huber_k,
+    inv_b,
+    max_iterations,
+    tolerance_m,
+):
+    """One fit per (start, box, prior) row, e.g. one per candidate zone, in one compiled call.
+
+    The wall losses of each fit are those from the scanners (`sources`, rows of `wall_counts`,
+    a `WallGrid`'s counts) to the grid cell of its start, as `WallGrid.cell` finds it. Returns
+    one row per fit: (x, y, tag offset, cost, var_x, cov_xy, var_y, iterations).
+    """
+    fits = np.empty((starts.shape[0], 8))
+    losses = np.empty(rows.shape[0])
+    for j in range(starts.shape[0]):
+        x = starts[j, 0]
+        y = starts[j, 1]
+        column = min(max(int(x / resolution), 0), columns - 1)
+        row = min(max(int(y / resolution), 0), grid_rows - 1)
+        cell = row * columns + column
+        for i in range(rows.shape[0]):
+            losses[i] = wall_loss * wall_counts[sources[i], cell]
+        x, y, tag_offset, cost, var_x, cov_xy, var_y, iterations = gauss_newton(
+            rows,
+            losses,
+            x,
+            y,
+            boxes[j, 0],
+            boxes[j, 1],
+            boxes[j, 2],
+            boxes[j, 3],
+            huber_k,
+            inv_b,
+            True,
+            priors[j, 0],
+            priors[j, 1],
+            1.0 / (priors[j, 2] * priors[j, 2]),
+            1.0 / (priors[j, 3] * priors[j, 3]),
+            max_iterations,
+            tolerance_m,
+        )
+        fits[j, 0] = x
+        fits[j, 1] = y
+        fits[j, 2] = tag_offset
+        fits[j, 3] = cost
+        fits[j, 4] = var_x
+        fits[j, 5] = cov_xy
+        fits[j, 6] = var_y
+        fits[j, 7] = iterations
+    return fits
+
+
+def solution(fit) -> Solution:
+    """A row of `fit_in_boxes` as a Solution."""
+    x, y, tag_offset, cost, var_x, cov_xy, var_y, iterations = fit.tolist()
+    return Solution(x, y, tag_offset, cost, (var_x, cov_xy, var_y), int(iterations))
+
+
 def pack(measurements: Sequence[Measurement]) -> np.ndarray:
     """The rows of the inner loop, one per measurement:
     (x, y, dz^2, rssi - p0, 5 n / ln 10, -10 n / ln 10, 1 / variance, sigma)."""

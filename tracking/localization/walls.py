@@ -87,6 +87,10 @@ class WallGrid:
             bytes(np.minimum(count_crossings(segments, source, centres), 255).astype(np.uint8))
             for source in sources
         ]
+        # the same, as one array (source x cell) for the compiled solver
+        self.count_grid = np.frombuffer(b"".join(self.counts), dtype=np.uint8).reshape(
+            len(self.counts), self.rows * self.columns
+        )
 
     def cell(self, x: float, y: float) -> int:
         column = int(x / self.resolution)

@@ -7,13 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hospital.geometry import FloorGeometry, ZoneShape
 from tracking.localization.solver import (
     Measurement,
+    fit_in_boxes,
     gauss_newton,
     pack,
+    solution,
     solve,
     weighted_centroid,
 )
+from tracking.localization.walls import WallGrid
 
 SQUARE = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)]
 BOUNDS = (0.0, 0.0, 10.0, 10.0)
@@ -117,3 +121,33 @@ def test_the_compiled_fit_is_the_interpreted_fit(scanners, rssi, walls, start, p
     interpreted = gauss_newton.py_func(*arguments)
     assert compiled[7] == interpreted[7]
     assert compiled[:7] == pytest.approx(interpreted[:7], rel=1e-9, abs=1e-9)
+
+
+def test_fits_in_boxes_take_each_start_cells_wall_losses():
+    geometry = FloorGeometry(
+        10.0,
+        5.0,
+        [
+            ZoneShape("A", "room", ((0, 0), (5, 0), (5, 5), (0, 5))),
+            ZoneShape("B", "room", ((5, 0), (10, 0), (10, 5), (5, 5))),
+        ],
+    )
+    scanners = [(2.5, 2.5), (7.5, 2.5), (9.0, 4.0)]
+    walls = WallGrid(geometry, scanners)
+    measurements = [
+        Measurement(x=x, y=y, dz=1.5, p0=-59.0, exponent=2.0, rssi=rssi, variance=16.0)
+        for (x, y), rssi in zip(scanners, (-62.0, -71.0, -75.0), strict=True)
+    ]
+    starts = [(1.0, 1.0), (6.0, 4.9), (9.99, 0.01)]
+    boxes = [(0.0, 0.0, 5.0, 5.0), (5.0, 0.0, 10.0, 5.0), (0.0, 0.0, 10.0, 5.0)]
+    priors = [(2.5, 2.5, 1.5, 1.5), (7.5, 2.5, 1.5, 1.5), (5.0, 2.5, 4.0, 4.0)]
+    fits = fit_in_boxes(
+        pack(measurements), np.arange(3), walls.count_grid, 6.0, walls.resolution,
+        walls.columns, walls.rows, np.array(starts), np.array(boxes), np.array(priors),
+        1.5, 1 / 9.0, 8, 0.05,
+    )  # fmt: skip
+    for fit, start, box, prior in zip(fits, starts, boxes, priors, strict=True):
+        losses = [6.0 * walls.walls(i, *start) for i in range(3)]
+        alone = solve(measurements, start, box, wall_losses=losses, prior=prior)
+        assert solution(fit) == alone
+    assert walls.walls(1, *starts[0]) == 1  # the starts do see different walls
