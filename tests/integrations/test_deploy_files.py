@@ -296,3 +296,19 @@ def test_mosquitto_acl_confines_gateways_to_their_own_topics():
     acl = (DEPLOY / "mosquitto" / "wardwise.acl").read_text()
     assert "pattern write wardwise/%u/rssi" in acl
     assert "topic read wardwise/#" in acl
+
+
+def test_the_compiled_solver_caches_where_the_processes_may_write():
+    """The code directory is read-only to the units (ProtectSystem=strict) and to the image's
+    user, so numba's cache goes under the var directory, which both may write."""
+    example = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / "wardwise.env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert example["NUMBA_CACHE_DIR"].startswith(example["WARDWISE_VAR_DIR"] + "/")
+    for name in UNITS:
+        assert example["WARDWISE_VAR_DIR"] in unit(name)["ReadWritePaths"]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "NUMBA_CACHE_DIR=/var/lib/wardwise/" in dockerfile
+    assert "chown wardwise: /var/lib/wardwise" in dockerfile

@@ -2,6 +2,7 @@
 
 import math
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from hospital.geometry import FloorGeometry, ZoneShape
 from tracking.localization.solver import (
     Measurement,
+    _compiled,
     fit_in_boxes,
     gauss_newton,
     pack,
@@ -151,3 +153,14 @@ def test_fits_in_boxes_take_each_start_cells_wall_losses():
         alone = solve(measurements, start, box, wall_losses=losses, prior=prior)
         assert solution(fit) == alone
     assert walls.walls(1, *starts[0]) == 1  # the starts do see different walls
+
+
+def test_without_a_writable_cache_the_solver_compiles_per_process(monkeypatch):
+    monkeypatch.setattr(numba.core.caching.CacheImpl, "_locator_classes", [])
+
+    def add(a, b):
+        return a + b
+
+    with pytest.raises(RuntimeError, match="no locator available"):
+        numba.njit(cache=True)(add)
+    assert _compiled(add)(2.0, 3.0) == 5.0
