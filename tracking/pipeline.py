@@ -179,6 +179,12 @@ def has_unprocessed(shard: int) -> bool:
     return bool(client.xrange(bus.STREAM_KEY.format(shard), min=b"(" + cursor, count=1))
 
 
+def has_held(shard: int) -> bool:
+    """Readings read from the stream but held for the late allowance: they wait for a drain
+    that a dead worker may never have queued, and new entries may never come to trigger one."""
+    return orjson.loads(bus.client().get(HELD_KEY.format(shard)) or b"[]") != []
+
+
 def _process_chunk(shard: int, now: float) -> ShardReport:
     client = bus.client()
     report = ShardReport()

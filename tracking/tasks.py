@@ -60,7 +60,8 @@ def prune_position_history() -> int:
 
 @shared_task(ignore_result=True)
 def kick_idle_shards() -> None:
-    """Safety net: a shard whose task was lost (a worker died) is picked up again."""
+    """Safety net: a shard whose task was lost (a worker died) is picked up again, whether its
+    work is in the stream or held for the late allowance."""
     for shard in range(bus.shard_count()):
-        if pipeline.has_unprocessed(shard):
+        if pipeline.has_unprocessed(shard) or pipeline.has_held(shard):
             schedule(shard)

@@ -121,3 +121,24 @@ def test_reprocessing_a_chunk_after_a_crash_writes_nothing_twice(ward, monkeypat
     process_all(now=START + 60)
     assert PositionSample.objects.count() == rows_after_crash
     assert ZoneStay.objects.filter(asset=ward["asset"]).count() == 1
+
+
+def test_the_safety_net_picks_up_readings_a_dead_worker_left_held(ward, monkeypatch):
+    from tracking import tasks
+
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    counts = process_all(now=START + 10)  # the stream is read; the newest readings are held
+    assert counts["held"] > 0
+    # the worker dies before queueing the follow-up drain, and no new reading comes
+    queued = []
+    monkeypatch.setattr(tasks, "queue_claimed", queued.append)
+    tasks.kick_idle_shards()
+    held_shards = [s for s in range(bus.shard_count()) if pipeline.has_held(s)]
+    assert held_shards
+    assert queued == held_shards
+    process_all(now=START + 20)
+    for shard in held_shards:
+        bus.release_schedule(shard)  # as the drain's task does
+    assert not any(pipeline.has_held(s) for s in range(bus.shard_count()))
+    tasks.kick_idle_shards()
+    assert queued == held_shards  # nothing left to pick up
