@@ -73,6 +73,28 @@ def _field(name: str, labels: dict) -> str:
     return name + "|" + json.dumps({k: str(v) for k, v in sorted(labels.items())})
 
 
+#: Memo of `_series`: ingestion counts the same few series on every batch.
+_SERIES: dict[tuple, str] = {}
+_SERIES_MAX = 4096
+
+
+def _series(name: str, labels: dict) -> str:
+    """`_check_name`, then `_field`, memoised per (name, labels as passed)."""
+    try:
+        key = (name, *labels.items())
+        return _SERIES[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable label value: checked and encoded every time
+        _check_name(name, labels)
+        return _field(name, labels)
+    _check_name(name, labels)
+    field = _SERIES[key] = _field(name, labels)
+    if len(_SERIES) > _SERIES_MAX:  # label values are meant to be few; never grow without bound
+        _SERIES.clear()
+    return field
+
+
 def _parse_field(field: str) -> tuple[str, dict[str, str]]:
     name, _, encoded = field.partition("|")
     return name, (json.loads(encoded) if encoded else {})
@@ -142,8 +164,7 @@ def _log_store_error(exc: Exception) -> None:
 def incr(name: str, amount: float = 1, **labels: str) -> None:
     """Add `amount` to the shared counter `name` (with optional labels). Cheap: one HINCRBY;
     call it once per batch with the batch's count rather than once per reading."""
-    _check_name(name, labels)
-    field = _field(name, labels)
+    field = _series(name, labels)
     client = redis_client()
     if client is None:
         _local.incr(field, amount)
@@ -160,8 +181,7 @@ def incr(name: str, amount: float = 1, **labels: str) -> None:
 def queue_incr(pipe, name: str, amount: float = 1, **labels: str) -> None:
     """`incr` as one more command on a caller's Redis pipeline to the same server (the ingestion
     request sends its whole batch in one round trip); in-process without a shared store."""
-    _check_name(name, labels)
-    field = _field(name, labels)
+    field = _series(name, labels)
     if redis_client() is None:
         _local.incr(field, amount)
     elif float(amount).is_integer():
@@ -172,8 +192,7 @@ def queue_incr(pipe, name: str, amount: float = 1, **labels: str) -> None:
 
 def set_gauge(name: str, value: float, **labels: str) -> None:
     """Set the shared gauge `name` (with optional labels) to `value`; the last writer wins."""
-    _check_name(name, labels)
-    field = _field(name, labels)
+    field = _series(name, labels)
     client = redis_client()
     if client is None:
         _local.set_gauge(field, float(value))

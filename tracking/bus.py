@@ -68,35 +68,45 @@ def publish(scanner: str, readings: Iterable[RssiReading], received_at: float) -
 
 
 #: Keys: the stream of each touched shard, then its schedule claim, then its worker cursor, then
-#: the key of each follow-up command. Before appending, the oldest unprocessed entry of every
-#: touched shard (the first after the cursor the workers commit, tracking.pipeline) is aged
-#: against the server clock. If one is older than the limit, the batch is refused whole: nothing
-#: is appended, only the lagging shards' tasks are claimed (so a shard whose task was lost is
-#: queued again) and the "if refused" follow-ups run. Otherwise the appends, the claims and the
-#: "if admitted" follow-ups run. One command either way: a batch touches most shards, and this is
-#: the ingestion request's main cost. Reply: {claimed shard indexes, the index of the shard most
-#: behind or 0 when admitted, its lag in ms, the replies of the follow-ups that ran}.
+#: the batch id's key when the batch has one, then the key of each follow-up command. A batch whose
+#: id is already stored is a resend: only the "if duplicate" follow-ups run and the reply carries
+#: the stored answer. Otherwise, before appending, the oldest unprocessed entry of every touched
+#: shard (the first after the cursor the workers commit, tracking.pipeline) is aged against the
+#: server clock. If one is older than the limit, the batch is refused whole: nothing is appended
+#: (not even its id, so its resend is a new batch), only the lagging shards' tasks are claimed (so
+#: a shard whose task was lost is queued again) and the "if refused" follow-ups run. Otherwise the
+#: appends, the claims and the "if admitted" follow-ups run (the batch's answer stored under its
+#: id among them). One command either way: a batch touches most shards, and this is the ingestion
+#: request's main cost. Reply: {claimed shard indexes, the index of the shard most behind or 0
+#: when admitted, its lag in ms, the replies of the follow-ups that ran[, the stored answer of a
+#: resent batch]}.
 APPEND_AND_CLAIM = """
 local unpack = unpack or table.unpack
-local n, admitted_count = tonumber(ARGV[6]), tonumber(ARGV[7])
+local n, has_batch = tonumber(ARGV[6]), tonumber(ARGV[7])
 
-local function follow_ups(admitted)
-  local replies, key, arg, index = {}, 3 * n, 8 + n, 0
+local function follow_ups(group)
+  local replies, key, arg = {}, 3 * n + has_batch, 8 + n
   while arg <= #ARGV do
-    local count = tonumber(ARGV[arg])
-    index, key = index + 1, key + 1
-    if (index <= admitted_count) == admitted then
-      local command = {ARGV[arg + 1], KEYS[key]}
+    local count = tonumber(ARGV[arg + 1])
+    key = key + 1
+    if ARGV[arg] == group then
+      local command = {ARGV[arg + 2], KEYS[key]}
       for j = 1, count do
-        command[j + 2] = ARGV[arg + 1 + j]
+        command[j + 2] = ARGV[arg + 2 + j]
       end
       replies[#replies + 1] = redis.call(unpack(command))
     end
-    arg = arg + 2 + count
+    arg = arg + 3 + count
   end
   return replies
 end
 
+if has_batch == 1 then
+  local stored = redis.call('GET', KEYS[3 * n + 1])
+  if stored then
+    return {{}, 0, 0, follow_ups('d'), stored}
+  end
+end
 local claimed = {}
 local limit_ms = tonumber(ARGV[5])
 if limit_ms > 0 and n > 0 then
@@ -122,7 +132,7 @@ if limit_ms > 0 and n > 0 then
         claimed[#claimed + 1] = i
       end
     end
-    return {claimed, worst, worst_ms, follow_ups(false)}
+    return {claimed, worst, worst_ms, follow_ups('r')}
   end
 end
 for i = 1, n do
@@ -132,7 +142,7 @@ for i = 1, n do
     claimed[#claimed + 1] = i
   end
 end
-return {claimed, 0, 0, follow_ups(true)}
+return {claimed, 0, 0, follow_ups('a')}
 """
 
 
@@ -160,20 +170,18 @@ def queue_publish(pipe, scanner: str, readings: Iterable[RssiReading], received_
 
 
 def follow_up() -> redis.client.Pipeline:
-    """A recorder for commands that must run only if a batch is admitted (its answer, its counts)
-    or only if it is refused: queue them with the usual pipeline methods and pass it to
-    `queue_publish_and_claim`, which runs them inside the append script. Never executed itself.
-    Single-key commands only (the key is the first argument)."""
+    """A recorder for commands that must run only if a batch is admitted (its answer, its counts),
+    only if it is refused, or only if it is a resend: queue them with the usual pipeline methods
+    and pass it to `queue_publish_and_claim`, which runs them inside the append script. Never
+    executed itself. Single-key commands only (the key is the first argument)."""
     return client().pipeline(transaction=False)
 
 
-def _follow_up_commands(recorder) -> tuple[list, list]:
-    keys, args = [], []
+def _follow_up_commands(recorder, group: str, keys: list, args: list) -> None:
     for command, _options in recorder.command_stack if recorder is not None else []:
         name, key, *rest = command
         keys.append(key)
-        args += [len(rest), name, *rest]
-    return keys, args
+        args += [group, len(rest), name, *rest]
 
 
 def queue_publish_and_claim(
@@ -182,20 +190,23 @@ def queue_publish_and_claim(
     readings: Iterable[RssiReading],
     received_at: float,
     *,
+    batch_key: str | None = None,
     if_admitted: redis.client.Pipeline | None = None,
     if_refused: redis.client.Pipeline | None = None,
+    if_duplicate: redis.client.Pipeline | None = None,
 ) -> list[int]:
-    """Queue the admission check, the appends of a batch, the claims of its shards' tasks and
-    the follow-up commands (see `follow_up`) as one script call on `pipe`; its reply, passed to
-    `read_handoff`, says whether the batch was admitted and which shards it must queue."""
+    """Queue the idempotency check of `batch_key`, the admission check, the appends of a batch,
+    the claims of its shards' tasks and the follow-up commands (see `follow_up`) as one script
+    call on `pipe`; its reply, passed to `read_handoff`, says whether the batch was a resend
+    (`batch_key` exists: its value is the stored answer), admitted, and which shards it must
+    queue. The caller stores the answer under `batch_key` with an "if admitted" follow-up."""
     by_shard = _by_shard(readings)
     shards = sorted(by_shard)
-    admitted_keys, admitted_args = _follow_up_commands(if_admitted)
-    refused_keys, refused_args = _follow_up_commands(if_refused)
     keys = [STREAM_KEY.format(s) for s in shards]
     keys += [SCHEDULED_KEY.format(s) for s in shards]
     keys += [CURSOR_KEY.format(s) for s in shards]
-    keys += admitted_keys + refused_keys
+    if batch_key is not None:
+        keys.append(batch_key)
     args = [
         settings.WARDWISE["STREAM_MAXLEN"],
         SCHEDULE_CLAIM_S,
@@ -203,10 +214,12 @@ def queue_publish_and_claim(
         repr(received_at),
         max(0, round(settings.WARDWISE["MAX_BACKLOG_S"] * 1000)),
         len(shards),
-        len(admitted_keys),
+        0 if batch_key is None else 1,
     ]
     args += [json.dumps(by_shard[s], separators=(",", ":")) for s in shards]
-    args += admitted_args + refused_args
+    _follow_up_commands(if_admitted, "a", keys, args)
+    _follow_up_commands(if_refused, "r", keys, args)
+    _follow_up_commands(if_duplicate, "d", keys, args)
     # EVAL, not EVALSHA: the body is small, the server caches it, and there is no
     # "script not loaded" case after a Redis restart to recover from mid-pipeline.
     pipe.eval(APPEND_AND_CLAIM, len(keys), *keys, *args)
@@ -223,21 +236,28 @@ class Handoff:
     lagging: int | None = None
     #: How far behind that shard is: age of its oldest unprocessed entry, in seconds.
     lag_s: float = 0.0
-    #: Replies of the follow-up commands that ran (those for admission, or those for refusal).
+    #: Replies of the follow-up commands that ran (those of the batch's outcome).
     replies: list = field(default_factory=list)
+    #: The answer stored under the batch's id when it is a resend (None: a new batch).
+    stored: bytes | None = None
+
+    @property
+    def duplicate(self) -> bool:
+        return self.stored is not None
 
     @property
     def admitted(self) -> bool:
-        return self.lagging is None
+        return self.lagging is None and self.stored is None
 
 
 def read_handoff(shards: list[int], reply) -> Handoff:
-    claimed, lagging, lag_ms, replies = reply
+    claimed, lagging, lag_ms, replies, *stored = reply
     return Handoff(
         claimed=[shards[index - 1] for index in claimed],
         lagging=shards[lagging - 1] if lagging else None,
         lag_s=lag_ms / 1000.0,
         replies=list(replies),
+        stored=stored[0] if stored else None,
     )
 
 

@@ -2,10 +2,10 @@
 
 Everything that must happen before a gateway is told "accepted" lives here, so the REST view
 (tracking.views) and the MQTT bridge (integrations.mqtt) behave identically: validate
-(tracking.ingestion), remember the batch id so a resend is not counted twice, then in one Redis
-round trip append the accepted readings to the bus, count them for the scanner's health row
-(tracking.activity) and the metrics, and claim the shards' processing tasks. Localization runs in
-the workers.
+(tracking.ingestion), then in one Redis round trip check the batch id (a resend is answered what
+the first delivery got and not counted twice), append the accepted readings to the bus, remember
+the batch's answer, count them for the scanner's health row (tracking.activity) and the metrics,
+and claim the shards' processing tasks. Localization runs in the workers.
 
 Admission control: when the workers are more than WARDWISE_MAX_BACKLOG_S behind on a shard the
 batch touches, the same round trip keeps nothing of it and `Overloaded` says when to come back.
@@ -87,12 +87,9 @@ def accept_rssi_batch(scanner: Scanner, body: bytes, *, now: float | None = None
         observability.incr("batches_total", outcome="malformed")
         raise
 
-    client = bus.client()
     batch_key = None
     if batch.batch_id is not None:
         batch_key = f"ww:batch:{scanner.pk}:{batch.batch_id}"
-        if not client.set(batch_key, "pending", nx=True, ex=BATCH_MEMORY_S):
-            return _resent(client.get(batch_key), batch.batch_id)
     result = {
         "accepted": len(batch.readings),
         "duplicates": 0,
@@ -100,12 +97,9 @@ def accept_rssi_batch(scanner: Scanner, body: bytes, *, now: float | None = None
         "batch": batch.batch_id,
         "duplicate_batch": False,
     }
-    try:
-        handoff = _hand_off(client, scanner, batch, result, batch_key, now)
-    except Exception:
-        if batch_key:
-            client.delete(batch_key)
-        raise
+    handoff = _hand_off(bus.client(), scanner, batch, result, batch_key, now)
+    if handoff.duplicate:
+        return _resent(handoff.stored, batch.batch_id)
     for shard in handoff.claimed:
         tasks.queue_claimed(shard)
     if not handoff.admitted:
@@ -118,40 +112,50 @@ def accept_rssi_batch(scanner: Scanner, body: bytes, *, now: float | None = None
 
 
 def _hand_off(client, scanner: Scanner, batch, result: dict, batch_key, now: float) -> bus.Handoff:
-    """One round trip: the admission check, then the readings onto their shards' streams, the
-    batch's answer remembered, the scanner's counts and the metrics added and the shards'
-    processing claimed; or, refused, the batch id forgotten (so its resend is accepted), the
-    refusal counted and the lagging shards' processing claimed. Admitted, the last follow-up
-    reply is true when this batch writes the scanner's counts."""
+    """One round trip: the idempotency check (a resent batch only counts itself as one), then
+    the admission check, then the readings onto their shards' streams, the batch's answer
+    remembered, the scanner's counts and the metrics added and the shards' processing claimed;
+    or, refused, the refusal counted and the lagging shards' processing claimed, the batch id
+    left unremembered (so its resend is accepted). Admitted, the last follow-up reply is true
+    when this batch writes the scanner's counts."""
     shared_metrics = observability.redis_client() is not None
-    if_admitted, if_refused = bus.follow_up(), bus.follow_up()
+    if_admitted, if_refused, if_duplicate = bus.follow_up(), bus.follow_up(), bus.follow_up()
     if batch_key:
         if_admitted.set(batch_key, json.dumps(result), ex=BATCH_MEMORY_S)
-        if_refused.delete(batch_key)
     if shared_metrics:
-        _queue_metrics(if_admitted, batch, admitted=True)
-        _queue_metrics(if_refused, batch, admitted=False)
+        _queue_metrics(if_admitted, batch, "accepted")
+        _queue_metrics(if_refused, batch, "overloaded")
+        _queue_metrics(if_duplicate, batch, "duplicate")
     activity.queue_batch(if_admitted, scanner.pk, len(batch.readings), len(batch.rejected), now)
     pipe = client.pipeline(transaction=False)
     touched = bus.queue_publish_and_claim(
-        pipe, scanner.serial, batch.readings, now, if_admitted=if_admitted, if_refused=if_refused
+        pipe,
+        scanner.serial,
+        batch.readings,
+        now,
+        batch_key=batch_key,
+        if_admitted=if_admitted,
+        if_refused=if_refused,
+        if_duplicate=if_duplicate,
     )
     (reply,) = pipe.execute()
     handoff = bus.read_handoff(touched, reply)
-    if not shared_metrics:
-        _queue_metrics(None, batch, admitted=handoff.admitted)  # in-process: counted at once
+    if not shared_metrics:  # in-process: counted at once
+        outcome = "accepted" if handoff.admitted else "overloaded"
+        _queue_metrics(None, batch, "duplicate" if handoff.duplicate else outcome)
     return handoff
 
 
-def _queue_metrics(pipe, batch, *, admitted: bool) -> None:
-    if not admitted:
-        observability.queue_incr(pipe, "batches_total", outcome="overloaded")
+def _queue_metrics(pipe, batch, outcome: str) -> None:
+    observability.queue_incr(pipe, "batches_total", outcome=outcome)
+    if outcome == "overloaded":
         observability.queue_incr(pipe, "readings_refused_total", len(batch.readings), kind="rssi")
-        return
-    observability.queue_incr(pipe, "batches_total", outcome="accepted")
-    observability.queue_incr(pipe, "readings_accepted_total", len(batch.readings), kind="rssi")
-    if batch.rejected:
-        observability.queue_incr(pipe, "readings_rejected_total", len(batch.rejected), kind="rssi")
+    elif outcome == "accepted":
+        observability.queue_incr(pipe, "readings_accepted_total", len(batch.readings), kind="rssi")
+        if batch.rejected:
+            observability.queue_incr(
+                pipe, "readings_rejected_total", len(batch.rejected), kind="rssi"
+            )
 
 
 def _log_overload(overloaded: Overloaded) -> None:
@@ -164,8 +168,8 @@ def _log_overload(overloaded: Overloaded) -> None:
 
 
 def _resent(stored: bytes | None, batch_id: str) -> dict:
-    """A batch seen before: nothing is counted again; answer what the first one got."""
-    observability.incr("batches_total", outcome="duplicate")
+    """A batch seen before: nothing is counted again; answer what the first one got. ("pending":
+    a batch id remembered by an earlier version while its batch was being appended.)"""
     first = json.loads(stored) if stored and stored != b"pending" else {}
     return {
         "accepted": 0,
