@@ -136,7 +136,7 @@ def gauss_newton(
     max_iterations,
     tolerance_m,
 ):
-    """The fit's inner loop, compiled (numba): it is most of a worker's CPU in pure Python.
+    """The fit's inner loop, compiled (numba): interpreted, it was a quarter of a worker's CPU.
 
     Returns (x, y, tag offset, cost, var_x, cov_xy, var_y, iterations). `gauss_newton.py_func`
     is the same code interpreted, which the tests compare it with.
