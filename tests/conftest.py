@@ -25,3 +25,14 @@ def redis_bus():
     client.flushdb()
     yield client
     client.flushdb()
+
+
+@pytest.fixture
+def isolated_metrics(monkeypatch):
+    """Metrics under a key prefix of this test process, emptied around the test."""
+    from hospital import observability
+
+    monkeypatch.setattr(observability, "KEY_PREFIX", f"ww:metrics:test:{os.getpid()}")
+    observability.reset()
+    yield
+    observability.reset()

@@ -24,11 +24,8 @@ needs_redis = pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs RE
 
 
 @pytest.fixture(autouse=True)
-def isolated_metrics(monkeypatch):
-    monkeypatch.setattr(observability, "KEY_PREFIX", f"ww:metrics:test:{os.getpid()}")
-    observability.reset()
-    yield
-    observability.reset()
+def _isolated(isolated_metrics):
+    """Every test here reads the metrics: each starts from none."""
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ shard whose oldest unprocessed entry is older than WARDWISE_MAX_BACKLOG_S is ref
 503 + Retry-After, so the backlog stays bounded and nothing answered 202 is trimmed unprocessed."""
 
 import json
-import os
 import re
 import time
 from collections import defaultdict
@@ -32,15 +31,7 @@ def queued(monkeypatch):
 
 
 @pytest.fixture
-def metrics(monkeypatch):
-    monkeypatch.setattr(observability, "KEY_PREFIX", f"ww:metrics:test:{os.getpid()}")
-    observability.reset()
-    yield
-    observability.reset()
-
-
-@pytest.fixture
-def gateway(redis_bus, queued, metrics, settings):
+def gateway(redis_bus, queued, isolated_metrics, settings):
     settings.WARDWISE = {**settings.WARDWISE, "MAX_BACKLOG_S": LIMIT_S}
     scanner = ScannerFactory(serial="gw-admission")
     return scanner, issue_token(scanner=scanner)

@@ -3,7 +3,6 @@ a resend is recognised, answered and counted in the same single Redis round trip
 and appends nothing."""
 
 import json
-import os
 import time
 
 import pytest
@@ -18,15 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def metrics(monkeypatch):
-    monkeypatch.setattr(observability, "KEY_PREFIX", f"ww:metrics:test:{os.getpid()}")
-    observability.reset()
-    yield
-    observability.reset()
-
-
-@pytest.fixture
-def scanner(redis_bus, metrics, monkeypatch, settings):
+def scanner(redis_bus, isolated_metrics, monkeypatch, settings):
     settings.WARDWISE = {**settings.WARDWISE, "MAX_BACKLOG_S": 60}
     monkeypatch.setattr("tracking.tasks.queue_claimed", lambda shard: None)
     return ScannerFactory(serial="gw-idem")

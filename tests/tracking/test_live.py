@@ -84,14 +84,6 @@ def in_memory_layer(settings):
     settings.CHANNEL_LAYERS = IN_MEMORY
 
 
-@pytest.fixture
-def metrics_prefix(monkeypatch):
-    monkeypatch.setattr(observability, "KEY_PREFIX", f"ww:metrics:test:{os.getpid()}")
-    observability.reset()
-    yield
-    observability.reset()
-
-
 # -- the publishing side and the coalescer, no websocket --------------------------------------
 
 
@@ -148,7 +140,7 @@ def test_the_coalescer_ignores_updates_older_than_the_snapshot():
 
 
 @live_db
-def test_a_nurse_gets_the_snapshot_then_updates(in_memory_layer, metrics_prefix):
+def test_a_nurse_gets_the_snapshot_then_updates(in_memory_layer, isolated_metrics):
     w = ward()
     headers = session_headers(person("nurse-ws", NURSE))
     pump, chair = w.assets["Pump A"], w.assets["Chair 1"]
@@ -285,7 +277,7 @@ def test_the_snapshot_judges_each_room_and_a_silenced_scanner_is_pushed(in_memor
 
 
 @live_db
-def test_refusals_close_with_application_codes(in_memory_layer, metrics_prefix):
+def test_refusals_close_with_application_codes(in_memory_layer, isolated_metrics):
     w = ward()
     nobody = session_headers(person("no-role"))
     nurse = session_headers(person("nurse-404", NURSE))
