@@ -18,6 +18,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 
 import orjson
 from django.conf import settings
@@ -220,7 +221,7 @@ def _process_chunk(shard: int, now: float) -> ShardReport:
     oldest_arrival = now - settings.WARDWISE["HOLD_MAX_S"]
     released = [r for r in held if r[0] <= watermark or r[5] <= oldest_arrival]
     still_held = [r for r in held if not (r[0] <= watermark or r[5] <= oldest_arrival)]
-    released.sort(key=lambda r: (r[0], r[1], r[2], r[3]))
+    released.sort(key=itemgetter(0, 1, 2, 3))
     if released:
         report.newest_receipt = max(r[5] for r in released)
     report.held = len(still_held)
@@ -375,8 +376,7 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
     _load_confirmed([item for item in located if "confirmed_ts" not in item.persist])
     known_zones = set(runtime.zone_id.values()) if located else set()
     locations, samples, updates = [], [], []
-    stays_to_close: list[tuple[int, datetime, int | None]] = []
-    stays_to_open: list[tuple[int, int, datetime]] = []
+    zone_changes: list[tuple[int, datetime, int | None]] = []
     heard_only: dict[int, datetime] = {}
     batteries: dict[str, float] = {}
     for item in work:
@@ -412,9 +412,7 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
                 )
                 persist.update(ts=estimate.ts, x=estimate.x, y=estimate.y)
             if zone_id != persist.get("stay_zone_id"):
-                stays_to_close.append((item.asset_id, _moment(estimate.ts), zone_id))
-                if zone_id is not None:
-                    stays_to_open.append((item.asset_id, zone_id, _moment(estimate.ts)))
+                zone_changes.append((item.asset_id, _moment(estimate.ts), zone_id))
                 persist["stay_zone_id"] = zone_id
             persist.update(zone_id=zone_id, floor_id=floor_id)
             if confidence.supports_room(
@@ -483,10 +481,10 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
             updates[-1]["previous_floor_id"] = floor_before
 
     with transaction.atomic():
-        stay_watch = events.StayWatch(asset_id for asset_id, _, _ in stays_to_close)
+        stay_watch = events.StayWatch(asset_id for asset_id, _, _ in zone_changes)
         store.upsert_locations(locations)
         store.insert_samples(samples)
-        store.write_stays(stays_to_close, stays_to_open)
+        store.write_stays(zone_changes)
         stay_watch.emit_changes()
         store.touch_last_seen(heard_only)
         store.write_batteries(batteries)

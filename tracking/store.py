@@ -133,56 +133,59 @@ def insert_samples(rows: list[tuple]) -> None:
     )
 
 
-def write_stays(
-    stays_to_close: list[tuple[int, datetime, int | None]],
-    stays_to_open: list[tuple[int, int, datetime]],
-) -> None:
-    """Close and open zone stays: one statement each for the assets that changed zone once in
-    this chunk (nearly all of them), the per-stay queries for the few that changed more often.
-    Same result as closing every open stay in another zone, then opening the new one unless an
-    open stay in that zone exists. `stays_to_close`: (asset, moment, new zone or None);
-    `stays_to_open`: (asset, zone, entered at)."""
-    changes = Counter(asset_id for asset_id, _, _ in stays_to_close)
-
-    def in_one_statement(asset_id: int) -> bool:
-        return set_based() and changes[asset_id] == 1
-
+def write_stays(zone_changes: list[tuple[int, datetime, int | None]]) -> None:
+    """Apply zone changes (asset, moment, new zone or None), in order per asset: each closes the
+    asset's open stay in another zone at that moment and opens one in the new zone unless an open
+    stay there exists. On PostgreSQL the n-th changes of all assets go in one pair of statements,
+    so a chunk costs two statements per round, not queries per asset; the rounds keep each
+    asset's changes in order."""
+    if not set_based():
+        for asset_id, moment, zone_id in zone_changes:
+            _change_zone(asset_id, moment, zone_id)
+        return
+    rounds: list[list[tuple[int, datetime, int | None]]] = []
+    seen: Counter[int] = Counter()
+    for change in zone_changes:
+        position = seen[change[0]]
+        seen[change[0]] += 1
+        if position == len(rounds):
+            rounds.append([])
+        rounds[position].append(change)
     stays = _table(ZoneStay)
-    once = [row for row in stays_to_close if in_one_statement(row[0])]
-    if once:
+    for changes in rounds:
         _execute(
             f"UPDATE {stays} AS s SET left_at = v.moment "  # noqa: S608  # nosec B608
-            f"FROM {_unnest(('bigint', 'timestamptz', 'bigint'))} AS v(asset_id, moment, zone_id) "
+            f"FROM {_unnest(CLOSING_TYPES)} AS v(asset_id, moment, zone_id) "
             "WHERE s.asset_id = v.asset_id AND s.left_at IS NULL "
             "AND s.zone_id IS DISTINCT FROM v.zone_id",
-            _columns(once, CLOSING_TYPES),
+            _columns(changes, CLOSING_TYPES),
         )
-    opened = [row for row in stays_to_open if in_one_statement(row[0])]
-    if opened:
-        _execute(
-            f"INSERT INTO {stays} (asset_id, zone_id, entered_at, left_at) "  # noqa: S608  # nosec B608
-            "SELECT v.asset_id, v.zone_id, v.entered_at, NULL "
-            f"FROM {_unnest(('bigint', 'bigint', 'timestamptz'))} "
-            "AS v(asset_id, zone_id, entered_at) "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {stays} AS s WHERE s.asset_id = v.asset_id "
-            "AND s.left_at IS NULL AND s.zone_id = v.zone_id)",
-            _columns(opened, OPENING_TYPES),
-        )
-    for asset_id, moment, zone_id in stays_to_close:
-        if not in_one_statement(asset_id):
-            ZoneStay.objects.filter(asset_id=asset_id, left_at__isnull=True).exclude(
-                zone_id=zone_id
-            ).update(left_at=moment)
-    for asset_id, zone_id, entered_at in stays_to_open:
-        if in_one_statement(asset_id):
-            continue
-        ZoneStay.objects.filter(asset_id=asset_id, left_at__isnull=True).exclude(
-            zone_id=zone_id
-        ).update(left_at=entered_at)
-        if not ZoneStay.objects.filter(
-            asset_id=asset_id, left_at__isnull=True, zone_id=zone_id
-        ).exists():
-            ZoneStay.objects.create(asset_id=asset_id, zone_id=zone_id, entered_at=entered_at)
+        opened = [
+            (asset_id, zone_id, moment)
+            for asset_id, moment, zone_id in changes
+            if zone_id is not None
+        ]
+        if opened:
+            _execute(
+                f"INSERT INTO {stays} (asset_id, zone_id, entered_at, left_at) "  # noqa: S608  # nosec B608
+                "SELECT v.asset_id, v.zone_id, v.entered_at, NULL "
+                f"FROM {_unnest(OPENING_TYPES)} AS v(asset_id, zone_id, entered_at) "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {stays} AS s WHERE s.asset_id = v.asset_id "
+                "AND s.left_at IS NULL AND s.zone_id = v.zone_id)",
+                _columns(opened, OPENING_TYPES),
+            )
+
+
+def _change_zone(asset_id: int, moment: datetime, zone_id: int | None) -> None:
+    ZoneStay.objects.filter(asset_id=asset_id, left_at__isnull=True).exclude(
+        zone_id=zone_id
+    ).update(left_at=moment)
+    if zone_id is None:
+        return
+    if not ZoneStay.objects.filter(
+        asset_id=asset_id, left_at__isnull=True, zone_id=zone_id
+    ).exists():
+        ZoneStay.objects.create(asset_id=asset_id, zone_id=zone_id, entered_at=moment)
 
 
 def touch_last_seen(heard_only: dict[int, datetime]) -> None:

@@ -82,8 +82,8 @@ def test_a_zone_change_closes_the_open_stay_and_opens_the_new_one(path):
     ZoneStayFactory(asset=asset, zone=ward, entered_at=T0, left_at=None)
     moment = T0 + timedelta(minutes=3)
 
-    store.write_stays([(asset.pk, moment, corridor.pk)], [(asset.pk, corridor.pk, moment)])
-    store.write_stays([(asset.pk, moment, corridor.pk)], [(asset.pk, corridor.pk, moment)])
+    store.write_stays([(asset.pk, moment, corridor.pk)])
+    store.write_stays([(asset.pk, moment, corridor.pk)])
 
     stays = list(
         ZoneStay.objects.filter(asset=asset)
@@ -100,9 +100,41 @@ def test_leaving_every_zone_only_closes_the_stay(path):
     ZoneStayFactory(asset=asset, zone=ward, entered_at=T0, left_at=None)
     moment = T0 + timedelta(minutes=1)
 
-    store.write_stays([(asset.pk, moment, None)], [])
+    store.write_stays([(asset.pk, moment, None)])
 
     assert list(ZoneStay.objects.filter(asset=asset).values_list("left_at", flat=True)) == [moment]
+
+
+def test_several_changes_of_one_asset_in_a_chunk_are_applied_in_order(path):
+    floor = FloorFactory()
+    ward, corridor, lab = (ZoneFactory(floor=floor) for _ in range(3))
+    wanderer, settled = AssetFactory(), AssetFactory()
+    ZoneStayFactory(asset=wanderer, zone=ward, entered_at=T0, left_at=None)
+    ZoneStayFactory(asset=settled, zone=lab, entered_at=T0, left_at=None)
+    at = [T0 + timedelta(seconds=10 * n) for n in range(1, 6)]
+
+    store.write_stays(
+        [
+            (wanderer.pk, at[0], corridor.pk),
+            (settled.pk, at[0], ward.pk),
+            (wanderer.pk, at[1], None),
+            (wanderer.pk, at[2], lab.pk),
+            (wanderer.pk, at[3], corridor.pk),
+            (wanderer.pk, at[4], corridor.pk),
+        ]
+    )
+
+    def stays(asset):
+        rows = ZoneStay.objects.filter(asset=asset).order_by("entered_at", "zone_id")
+        return list(rows.values_list("zone_id", "entered_at", "left_at"))
+
+    assert stays(wanderer) == [
+        (ward.pk, T0, at[0]),
+        (corridor.pk, at[0], at[1]),
+        (lab.pk, at[2], at[3]),
+        (corridor.pk, at[3], None),
+    ]
+    assert stays(settled) == [(lab.pk, T0, at[0]), (ward.pk, at[0], None)]
 
 
 def test_last_seen_only_moves_forward(path):
