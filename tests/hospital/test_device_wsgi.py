@@ -5,8 +5,10 @@ trip that still refuses a revoked token at once and a device over its rate with 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -17,6 +19,7 @@ from django.db import close_old_connections
 from django.test import RequestFactory
 
 from alerts.models import Alert
+from environment.models import EnvironmentReading
 from hospital import devices, observability
 from hospital.device_wsgi import DeviceHandler
 from hospital.device_wsgi import application as device_app
@@ -30,6 +33,8 @@ from tracking.views import RssiIngestView
 RSSI = "/api/v1/readings/rssi/"
 ENVIRONMENT = "/api/v1/readings/environment/"
 HEARTBEAT = "/api/v1/scanners/heartbeat/"
+#: Where gunicorn puts the client's socket in the WSGI environ.
+SOCKET = "gunicorn.socket"
 TAG = "ibeacon:f7826da6-4fa2-4e98-8024-bc5b71e0893e:9:1"
 #: Headers a device may act on or that protect it; the two applications must agree on them.
 COMPARED_HEADERS = (
@@ -347,9 +352,81 @@ def test_an_alert_opened_by_an_upload_is_audited_with_the_sensors_address(fridge
     assert entry.actor is None
 
 
+def test_each_alerting_upload_is_audited_with_its_own_address(fridge):
+    other = ColdChainSensorFactory(serial="fridge-ward-1")
+    other.token = devices.issue_token(sensor=other)
+    for sensor, address in ((fridge, "10.1.2.3"), (other, "10.1.2.4")):
+        body = {"readings": [reading(sensor, m, 9.0) for m in range(30, 10, -1)]}
+        answer = call(device_app, "POST", ENVIRONMENT, body, sensor.token, REMOTE_ADDR=address)
+        assert answer.status_code == 202
+        entry = LogEntry.objects.get_for_object(Alert.objects.get(sensor=sensor)).first()
+        assert entry.remote_addr == address
+
+
+def test_an_upload_that_changes_nothing_audited_sets_no_audit_context(fridge, monkeypatch):
+    """auditlog's context (a signal hook-up) is entered only where audited rows change."""
+    call(device_app, "POST", ENVIRONMENT, {"readings": [reading(fridge, 40, 5.0)]}, fridge.token)
+
+    entered = []
+    monkeypatch.setattr(
+        "alerts.audit.set_extra_data",
+        lambda context_data: entered.append(context_data) or contextlib.nullcontext(),
+    )
+    body = {"readings": [reading(fridge, 39, 5.0)]}
+    assert call(device_app, "POST", ENVIRONMENT, body, fridge.token).status_code == 202
+    assert entered == []
+    body = {"readings": [reading(fridge, m, 9.0) for m in range(38, 15, -1)]}  # opens an alert
+    assert call(device_app, "POST", ENVIRONMENT, body, fridge.token).status_code == 202
+    assert len(entered) == 1
+
+
 def test_the_tokens_last_use_records_the_devices_address_behind_the_proxy(gateway, settings):
     settings.WARDWISE_PROXY_HOPS = 1
     extra = {"HTTP_X_FORWARDED_FOR": "10.9.8.7", "REMOTE_ADDR": "127.0.0.1"}
     assert call(device_app, "POST", HEARTBEAT, {}, gateway.token, **extra).status_code == 204
     row = DeviceToken.objects.get(scanner=gateway, revoked_at__isnull=True)
     assert row.last_used_ip == "10.9.8.7"
+
+
+def test_an_upload_whose_client_has_gone_is_not_served(fridge):
+    """gunicorn queues requests while its threads are busy; a sensor that gave up meanwhile has
+    closed its connection. Its upload is answered 503 unprocessed: nothing stored, so no 2xx is
+    owed and the sensor's resend is the one that counts."""
+    body = {"readings": [reading(fridge, 5, 9.0)]}
+    server, client = socket.socketpair()
+    with server, client:
+        client.close()  # gunicorn has read the request; the client has given up since
+        answer = call(device_app, "POST", ENVIRONMENT, body, fridge.token, **{SOCKET: server})
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "1"
+    assert "nothing was stored" in answer.json()["detail"]
+    assert not EnvironmentReading.objects.exists()
+
+
+def test_an_upload_whose_client_waits_is_served(fridge):
+    body = {"readings": [reading(fridge, 5, 5.0)]}
+    server, client = socket.socketpair()
+    with server, client:
+        answer = call(device_app, "POST", ENVIRONMENT, body, fridge.token, **{SOCKET: server})
+    assert answer.status_code == 202
+    assert EnvironmentReading.objects.count() == 1
+
+
+def test_a_client_that_sent_more_than_was_read_counts_as_waiting(fridge):
+    """Bytes left in the socket (a body gunicorn has not read yet, a pipelined request) are no
+    end of stream: the upload is served even if the client closes after them."""
+    body = {"readings": [reading(fridge, 5, 5.0)]}
+    server, client = socket.socketpair()
+    with server, client:
+        client.sendall(b"{")
+        client.close()
+        answer = call(device_app, "POST", ENVIRONMENT, body, fridge.token, **{SOCKET: server})
+    assert answer.status_code == 202
+
+
+def test_other_device_endpoints_do_not_check_the_client(gateway):
+    server, client = socket.socketpair()
+    with server, client:
+        client.close()
+        answer = call(device_app, "POST", HEARTBEAT, {}, gateway.token, **{SOCKET: server})
+    assert answer.status_code == 204

@@ -504,7 +504,7 @@ class LocalizationEngine:
         )
 
     def _fit(self, floor: _Floor, packed, start, bounds, prior) -> Solution:
-        return solution(self._fits(floor, packed, [start], [bounds], [prior])[0])
+        return solution(self._fits(floor, packed, [start], [bounds], [prior])[0].tolist())
 
     def _solve(self, tag: str, state: _TagState, ts: float) -> Estimate | None:
         config = self.config
@@ -642,8 +642,9 @@ class LocalizationEngine:
         zone_fits = self._fits(
             floor, packed, starts, boxes, [floor.zone_priors[zone] for zone in candidates]
         )
-        for zone, row in zip(candidates, zone_fits, strict=True):
-            fit = fits[zone] = solution(row)
+        for zone, row in zip(candidates, zone_fits.tolist(), strict=True):
+            fits[zone] = row
+            cost, var_x, cov_xy, var_y = row[3:7]
             if previous:
                 mass = config.zone_far_jump_probability
                 for source, probability in previous.items():
@@ -654,18 +655,15 @@ class LocalizationEngine:
                 log_prior = math.log(mass)
             else:
                 log_prior = 0.0
-            var_x, cov_xy, var_y = fit.covariance
             occam = (
                 0.5 * math.log(max(var_x * var_y - cov_xy * cov_xy, 1e-12))
                 - floor.zone_prior_log_spread[zone]
             )
             log_posterior[zone] = (
-                log_prior
-                - config.zone_likelihood_temper * fit.cost / 2.0
-                + config.zone_occam * occam
+                log_prior - config.zone_likelihood_temper * cost / 2.0 + config.zone_occam * occam
             )
             if direct is not None:
-                affinity = sum(w * row[zone] for w, row in direct) / direct_total
+                affinity = sum([w * table_row[zone] for w, table_row in direct]) / direct_total
                 log_posterior[zone] += config.zone_direct_weight * math.log(affinity)
         top = max(log_posterior.values())
         weights = {zone: math.exp(value - top) for zone, value in log_posterior.items()}
@@ -674,12 +672,11 @@ class LocalizationEngine:
         kept = sorted(posterior, key=lambda z: (-posterior[z], z))[:MAX_ZONE_HYPOTHESES]
         state.zone_posterior = {zone: max(posterior[zone], 1e-6) for zone in kept}
         best = self._sticky_zone(state, kept[0], posterior)
+        best_x, best_y = fits[best][0], fits[best][1]
         spread = 0.0  # mixture spread: how far the other zones' answers are, by probability
         for zone, probability in posterior.items():
-            spread += probability * (
-                (fits[zone].x - fits[best].x) ** 2 + (fits[zone].y - fits[best].y) ** 2
-            )
-        return best, posterior[best], fits[best], spread
+            spread += probability * ((fits[zone][0] - best_x) ** 2 + (fits[zone][1] - best_y) ** 2)
+        return best, posterior[best], solution(fits[best]), spread
 
     def _sticky_zone(self, state, leader: int, posterior: dict[int, float]) -> int:
         """Reported zone with hysteresis: a new zone must lead the posterior with at least

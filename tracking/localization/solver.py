@@ -284,9 +284,10 @@ def fit_in_boxes(
     return fits
 
 
-def solution(fit) -> Solution:
-    """A row of `fit_in_boxes` as a Solution."""
-    x, y, tag_offset, cost, var_x, cov_xy, var_y, iterations = fit.tolist()
+def solution(fit: Sequence[float]) -> Solution:
+    """A row of `fit_in_boxes` (as a list: numpy scalars would leak into the results) as a
+    Solution."""
+    x, y, tag_offset, cost, var_x, cov_xy, var_y, iterations = fit
     return Solution(x, y, tag_offset, cost, (var_x, cov_xy, var_y), int(iterations))
 
 

@@ -151,7 +151,7 @@ def test_fits_in_boxes_take_each_start_cells_wall_losses():
     for fit, start, box, prior in zip(fits, starts, boxes, priors, strict=True):
         losses = [6.0 * walls.walls(i, *start) for i in range(3)]
         alone = solve(measurements, start, box, wall_losses=losses, prior=prior)
-        assert solution(fit) == alone
+        assert solution(fit.tolist()) == alone
     assert walls.walls(1, *starts[0]) == 1  # the starts do see different walls
 
 
