@@ -11,12 +11,15 @@ import json
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from auditlog.models import LogEntry
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from alerts.models import Alert
 from environment.models import EnvironmentReading
@@ -430,3 +433,25 @@ def test_other_device_endpoints_do_not_check_the_client(gateway):
         client.close()
         answer = call(device_app, "POST", HEARTBEAT, {}, gateway.token, **{SOCKET: server})
     assert answer.status_code == 204
+
+
+def test_a_tokens_last_use_is_written_at_most_every_five_minutes(gateway, monkeypatch):
+    """Each write is a transaction of its own: a device posting every few seconds must not cost
+    one a minute in every server process."""
+    start = timezone.now()
+
+    def heartbeats_writing_last_use(minutes_later: float) -> int:
+        monkeypatch.setattr(
+            devices.timezone, "now", lambda: start + timedelta(minutes=minutes_later)
+        )
+        with CaptureQueriesContext(connection) as queries:
+            assert call(device_app, "POST", HEARTBEAT, {}, gateway.token).status_code == 204
+        writes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+        return sum("hospital_devicetoken" in sql for sql in writes)
+
+    assert heartbeats_writing_last_use(0) == 1
+    assert heartbeats_writing_last_use(2) == 0
+    assert heartbeats_writing_last_use(4.9) == 0
+    assert heartbeats_writing_last_use(5.1) == 1
+    stored = DeviceToken.objects.get(scanner=gateway, revoked_at__isnull=True)
+    assert stored.last_used_at == start + timedelta(minutes=5.1)

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from hospital import devices
 from hospital.devices import issue_token, revoke_tokens, verify_token_cached
@@ -223,3 +224,27 @@ def test_last_use_records_the_gateways_address_behind_the_proxy(db, client, sett
     stored = DeviceToken.objects.get(scanner=scanner, revoked_at__isnull=True)
     assert stored.last_used_ip == "10.20.30.40"
     assert stored.last_used_at is not None
+
+
+@pytest.mark.parametrize("owner", ["scanner", "sensor"])
+def test_a_verified_token_comes_with_its_owner_as_the_orm_loads_it(db, owner):
+    """verify_token's plain query gives the row select_related gives, owner included, in one
+    query: the request's device checks (active gateway, relayed sensors) need no other."""
+    device = ScannerFactory() if owner == "scanner" else ColdChainSensorFactory()
+    token = issue_token(**{owner: device})
+    expected = DeviceToken.objects.select_related("scanner", "sensor").get(
+        revoked_at__isnull=True, **{owner: device}
+    )
+    with CaptureQueriesContext(connection) as queries:
+        verified = devices.verify_token(token)
+        loaded = getattr(verified, owner)
+        other = verified.sensor if owner == "scanner" else verified.scanner
+    assert len(queries.captured_queries) == 1
+    assert other is None
+    assert {f.attname: getattr(verified, f.attname) for f in DeviceToken._meta.concrete_fields} == {
+        f.attname: getattr(expected, f.attname) for f in DeviceToken._meta.concrete_fields
+    }
+    owner_fields = type(device)._meta.concrete_fields
+    assert {f.attname: getattr(loaded, f.attname) for f in owner_fields} == {
+        f.attname: getattr(getattr(expected, owner), f.attname) for f in owner_fields
+    }
