@@ -41,6 +41,7 @@ killed on exit, error or Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import signal
@@ -107,6 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds", type=int, default=5, help="timed rounds; the least CPU is the figure"
     )
     parser.add_argument("--profile", action="store_true", help="--upload-cost under cProfile")
+    parser.add_argument("--profile-out", help="--profile: also write the pstats file here")
     parser.add_argument(
         "--out-of-order",
         action="store_true",
@@ -798,11 +800,13 @@ def save(report: dict) -> None:
 
 def upload_cost(args: argparse.Namespace) -> dict:
     """CPU of the web process per single-reading upload (CONTRACT.md section 4), measured in
-    this process through Django's test client: the middleware, device-token authentication,
-    the rate limit, validation, storing and evaluating, as gunicorn runs them minus the socket
-    and the HTTP parsing. A fresh database `wardwise_bench_coldchain_upload` with `--sensors`
-    sensors (at most 500) of the benchmark's profile, Redis database 8 (flushed: rate limit,
-    revocation epoch).
+    this process through the application gunicorn runs (hospital.device_wsgi, called as a WSGI
+    server calls it: one environ per request, the response iterated and closed): its
+    middleware, device-token authentication, the rate limit, validation, storing and
+    evaluating, the database connection taken from and given back to the pool per request
+    (request_started / request_finished), minus the socket and gunicorn's HTTP parsing. A
+    fresh database `wardwise_bench_coldchain_upload` with `--sensors` sensors (at most 500) of
+    the benchmark's profile, Redis database 8 (flushed: rate limit, revocation epoch).
     Every sensor uploads once first (its token verified, its state row created), then each posts
     in turn, in-range values, as sensors reporting every few seconds do; PostgreSQL's and Redis's
     own CPU is not included. The figure is the least CPU per upload of `--rounds` rounds of
@@ -811,7 +815,6 @@ def upload_cost(args: argparse.Namespace) -> dict:
     server answers after the probe gave up and the next reading overtakes it (the rules then
     replay the sensor's recent stored readings)."""
     import cProfile
-    import io
     import pstats
 
     args.bench_db = UPLOAD_DB
@@ -824,7 +827,6 @@ def upload_cost(args: argparse.Namespace) -> dict:
     django.setup()
     from django.core.management import call_command
     from django.db import connection
-    from django.test import Client
 
     from environment.models import Sensor, ThresholdProfile
     from hospital.devices import issue_token
@@ -853,7 +855,7 @@ def upload_cost(args: argparse.Namespace) -> dict:
         for i in range(count)
     )
     tokens = [(s.serial, issue_token(sensor=s)) for s in sensors]
-    client = Client(HTTP_HOST="127.0.0.1")
+    application = device_application()
     start = time.time() - 3600
 
     def upload(index: int) -> int:
@@ -873,13 +875,9 @@ def upload_cost(args: argparse.Namespace) -> dict:
                 }
             ]
         }
-        response = client.post(
-            "/api/v1/readings/environment/",
-            json.dumps(body),
-            "application/json",
-            HTTP_AUTHORIZATION=f"Token {token}",
+        return wsgi_post(
+            application, "/api/v1/readings/environment/", json.dumps(body).encode(), token
         )
-        return response.status_code
 
     for index in range(count):
         upload(index)
@@ -891,14 +889,26 @@ def upload_cost(args: argparse.Namespace) -> dict:
 
     statuses: dict[int, int] = {}
 
-    def timed_uploads(first: int) -> float:
+    def backends_cpu_s() -> float:
+        """CPU seconds used so far by the PostgreSQL backends serving this database (only this
+        process connects to it)."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            pids = [row[0] for row in cursor.fetchall()]
+        connection.close()  # back to the pool, as after a request
+        return sum(_process_cpu_s(pid) for pid in pids)
+
+    def timed_uploads(first: int) -> tuple[float, float]:
         """One measured round (a function of its own, so that a sampling profiler can single it
-        out: `py-spy record -- python -m bench.coldchain --upload-cost`)."""
+        out: `py-spy record -- python -m bench.coldchain --upload-cost`): CPU seconds of this
+        process and of its PostgreSQL backends."""
+        database = backends_cpu_s()
         cpu = time.process_time()
         for index in range(first, first + args.requests):
             status = upload(index)
             statuses[status] = statuses.get(status, 0) + 1
-        return time.process_time() - cpu
+        cpu = time.process_time() - cpu
+        return cpu, backends_cpu_s() - database
 
     profiler = cProfile.Profile(time.process_time) if args.profile else None
     rounds = []
@@ -910,20 +920,76 @@ def upload_cost(args: argparse.Namespace) -> dict:
         if profiler:
             profiler.disable()
     if profiler:
+        if args.profile_out:
+            profiler.dump_stats(args.profile_out)
         for order in ("cumulative", "tottime"):
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(30)
             print(out.getvalue())
-    per_request = sorted(1000 * cpu / args.requests for cpu in rounds)
+    per_request = sorted(1000 * cpu / args.requests for cpu, _ in rounds)
+    database = sorted(1000 * cpu / args.requests for _, cpu in rounds)
     return {
         "requests": args.requests * args.rounds,
         "sensors": count,
         "statuses": statuses,
         "cpu_ms_per_request": round(per_request[0], 2),
         "cpu_ms_per_request_rounds": [round(ms, 2) for ms in per_request],
+        "postgresql_cpu_ms_per_request": round(database[0], 2),
+        "postgresql_cpu_ms_per_request_rounds": [round(ms, 2) for ms in database],
         "statements_per_request": round(len(statements) / (args.requests * args.rounds), 2),
         "profiled": bool(profiler),
     }
+
+
+def _process_cpu_s(pid: int) -> float:
+    """utime + stime of a process, from /proc (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def device_application():
+    """The WSGI application gunicorn serves (`hospital.device_wsgi:application`)."""
+    from hospital.device_wsgi import application
+
+    return application
+
+
+def wsgi_post(application, path: str, body: bytes, token: str) -> int:
+    """POST `body` to `application` as a WSGI server does (gunicorn's environ keys, the answer
+    read and closed, which fires request_finished: the database connection goes back to the
+    pool as after a real request). Returns the status code."""
+    statuses = []
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8100",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "40000",
+        "HTTP_HOST": "127.0.0.1:8100",
+        "HTTP_AUTHORIZATION": f"Token {token}",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    response = application(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    try:
+        b"".join(response)
+    finally:
+        response.close()
+    return int(statuses[0].split(" ", 1)[0])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from alerts import audit
 from alerts import services as alert_services
 from alerts.models import Alert, AlertState
 from environment import rules
@@ -168,7 +169,7 @@ def evaluate_locked(state: SensorState, new_rows, *, now: datetime) -> None:
             if update is not None:
                 _record_latest(state, new_rows, update)
                 return
-        with transaction.atomic():
+        with audit.entered(), transaction.atomic():
             _evaluate(state, None if state.pending_evaluation else new_rows, now)
     except Exception:
         for name, value in saved.items():

@@ -301,3 +301,51 @@ def test_late_and_out_of_order_readings_are_stored(fridge, post):
         assert post(fridge.token, body).json()["accepted"] == 1
     assert stored(fridge) == [6.0, 0.3, 0.1, 0.01]
     assert SensorState.objects.get(sensor=fridge).temperature_c == 0.01
+
+
+def test_a_gateway_batch_of_a_known_and_a_new_sensor_stores_and_evaluates_both(
+    gateway, relayed, post
+):
+    """A sensor without a state row yet (its first upload) gets one in the same upload as a
+    known sensor, and both are stored and evaluated."""
+    newcomer = ColdChainSensorFactory(serial="fridge-lab-2", gateway=gateway)
+    assert (
+        post(gateway.token, {"readings": [reading(relayed, minutes_ago(3), -20.0)]}).status_code
+        == 202
+    )
+    assert not SensorState.objects.filter(sensor=newcomer).exists()
+    body = {
+        "batch": "gw-7",
+        "readings": [
+            reading(relayed, minutes_ago(2), -21.0),
+            reading(newcomer, minutes_ago(2), 4.0),
+        ],
+    }
+    answer = post(gateway.token, body).json()
+    assert (answer["accepted"], answer["duplicates"], answer["rejected"]) == (2, 0, [])
+    assert stored(relayed) == [-20.0, -21.0]
+    assert stored(newcomer) == [4.0]
+    for sensor, temperature in ((relayed, -21.0), (newcomer, 4.0)):
+        state = SensorState.objects.get(sensor=sensor)
+        newest = EnvironmentReading.objects.filter(sensor=sensor).latest("ts")
+        assert (state.temperature_c, state.evaluated_through) == (temperature, newest.pk)
+        assert state.pending_evaluation is False
+    batch = ReadingBatch.objects.get(batch_id="gw-7")
+    assert (batch.accepted, batch.duplicates) == (2, 0)
+
+
+def test_a_resent_batch_stores_what_it_did_not_store_before(fridge, post):
+    """Same device, same batch id: counted once, but a reading the first delivery did not carry
+    (a spool that grew) is stored and the batch record's counts add up."""
+    first = {"batch": "spool-9", "readings": [reading(fridge, minutes_ago(2), 5.0)]}
+    assert post(fridge.token, first).json()["accepted"] == 1
+    again = {
+        "batch": "spool-9",
+        "readings": [*first["readings"], reading(fridge, minutes_ago(1), 5.2)],
+    }
+    answer = post(fridge.token, again).json()
+    assert (answer["accepted"], answer["duplicates"], answer["duplicate_batch"]) == (1, 1, True)
+    assert stored(fridge) == [5.0, 5.2]
+    batch = ReadingBatch.objects.get(sensor=fridge, batch_id="spool-9")
+    assert (batch.accepted, batch.duplicates) == (2, 1)
+    assert SensorState.objects.get(sensor=fridge).temperature_c == 5.2

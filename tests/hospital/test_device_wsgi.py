@@ -175,6 +175,13 @@ def test_a_body_over_the_limit_is_refused_alike(gateway, settings):
     assert device.compared() == full.compared()
 
 
+def next_window() -> int:
+    """Waits for the next clock second, the rate limit's window, so that it starts uncounted
+    (an attempt that ran into the next second has counted requests there)."""
+    time.sleep(1 - time.time() % 1)
+    return int(time.time())
+
+
 def reading(sensor, minutes: float, temperature: float) -> dict:
     return {"sensor": sensor.serial, "ts": iso(minutes_ago(minutes)), "temperature_c": temperature}
 
@@ -182,8 +189,8 @@ def reading(sensor, minutes: float, temperature: float) -> dict:
 @pytest.mark.parametrize("application", [device_app, full_app], ids=["device", "full"])
 def test_a_device_over_its_rate_gets_429_with_retry_after(gateway, settings, application):
     settings.WARDWISE = {**settings.WARDWISE, "DEVICE_RATE_PER_S": 2}
-    for _attempt in range(3):  # the limit is per clock second: three tries at one window
-        window = int(time.time())
+    for _attempt in range(3):  # the limit is per clock second: three tries in one window
+        window = next_window()
         answers = [
             call(application, "POST", HEARTBEAT, {"spool_depth": 0}, gateway.token)
             for _ in range(3)
@@ -201,7 +208,7 @@ def test_the_rate_limit_is_per_endpoint_and_device(gateway, settings):
     other = ScannerFactory(serial="gw-2")
     other.token = devices.issue_token(scanner=other)
     for _attempt in range(3):
-        window = int(time.time())
+        window = next_window()
         codes = [
             call(device_app, "POST", HEARTBEAT, {}, gateway.token).status_code,
             call(device_app, "POST", RSSI, {"readings": readings(1)}, gateway.token).status_code,
@@ -332,7 +339,7 @@ def test_a_trusted_tokens_check_and_rate_limit_are_one_round_trip(gateway, monke
     counting = CountingRedis(observability.redis_client())
     monkeypatch.setattr(observability, "redis_client", lambda: counting)
     for _attempt in range(3):  # two requests in one clock second
-        window = int(time.time())
+        window = next_window()
         counting.round_trips = 0
         first = devices.check_device(gateway.token, key)
         second = devices.check_device(gateway.token, key)
