@@ -135,17 +135,12 @@ class ShardReport:
     updates: list[dict] = field(default_factory=list)
 
 
-def process_shard(
-    shard: int, now: float | None = None, max_chunks: int | None = None
-) -> ShardReport:
-    """Drain the shard's stream (as far as the allowance lets) while holding its lease: all of
-    it, or at most `max_chunks` chunks so that a backlogged shard takes its turn with the
-    others and its first positions are published without waiting for the rest."""
+def process_shard(shard: int, now: float | None = None) -> ShardReport:
+    """Drain the shard's stream (as far as the allowance lets) while holding its lease."""
     lock = bus.ShardLock(shard)
     if not lock.acquire():
         return ShardReport(busy=True)
     total = ShardReport()
-    chunks = 0
     try:
         while True:
             report = _process_chunk(shard, time.time() if now is None else now)
@@ -155,8 +150,7 @@ def process_shard(
             if report.newest_receipt is not None:
                 total.newest_receipt = report.newest_receipt
             total.updates.extend(report.updates)
-            chunks += 1
-            if report.entries < ENTRIES_PER_CHUNK or chunks == max_chunks:
+            if report.entries < ENTRIES_PER_CHUNK:
                 break
     finally:
         lock.release()

@@ -7,16 +7,11 @@ from django.conf import settings
 
 from tracking import bus, pipeline, presence
 
-#: Chunks a drain task takes before it queues the rest behind the other shards' tasks: when the
-#: workers fall behind, every shard then waits about one round of chunks, not for another
-#: shard's whole backlog.
-CHUNKS_PER_TASK = 1
-
 
 @shared_task(bind=True, max_retries=None, acks_late=True, ignore_result=True)
 def process_shard(self, shard: int) -> None:
+    report = pipeline.process_shard(shard)
     eager = settings.CELERY_TASK_ALWAYS_EAGER
-    report = pipeline.process_shard(shard, max_chunks=None if eager else CHUNKS_PER_TASK)
     if report.busy:
         if eager:
             return  # the lease holder drains the stream before it lets go

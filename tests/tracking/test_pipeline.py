@@ -142,39 +142,3 @@ def test_the_safety_net_picks_up_readings_a_dead_worker_left_held(ward, monkeypa
     assert not any(pipeline.has_held(s) for s in range(bus.shard_count()))
     tasks.kick_idle_shards()
     assert queued == held_shards  # nothing left to pick up
-
-
-def test_a_drain_task_takes_one_chunk_then_queues_the_rest_behind_other_shards(
-    ward, monkeypatch, settings
-):
-    from tracking import tasks
-
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    monkeypatch.setattr(pipeline, "ENTRIES_PER_CHUNK", 4)
-    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
-    shard = bus.shard_of(ward["tag"])
-    queued, published = [], []
-    monkeypatch.setattr(tasks, "queue_claimed", queued.append)
-    monkeypatch.setattr(tasks, "_publish_live", published.extend)
-
-    tasks.process_shard(shard)
-
-    assert pipeline.has_unprocessed(shard)
-    assert queued == [shard]
-    first = pipeline.process_shard(shard, now=START + 60)  # what the queued task does, in full
-    assert first.entries == 40 - 4
-    assert not pipeline.has_unprocessed(shard)
-
-
-def test_a_bounded_drain_leaves_the_rest_of_the_stream_in_order(ward, monkeypatch):
-    monkeypatch.setattr(pipeline, "ENTRIES_PER_CHUNK", 4)
-    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
-    shard = bus.shard_of(ward["tag"])
-
-    reports = []
-    while pipeline.has_unprocessed(shard):
-        reports.append(pipeline.process_shard(shard, now=START + 60, max_chunks=2))
-
-    assert [r.entries for r in reports] == [8] * 5
-    assert sum(r.applied for r in reports) == 40
-    assert sum(r.late for r in reports) == 0
