@@ -125,7 +125,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             f"{args.sensors} sensors/{args.interval:g}s + {args.rssi_rate} rssi/s "
             f"{args.server} web={args.web_procs} workers={args.workers}"
         )
-        if args.server == "gunicorn" and args.http_threads > 1:
+        if args.server in load.SPLIT_SERVERS and args.http_threads > 1:
             args.label += f" threads={args.http_threads}"
         if args.env:
             args.label += " " + " ".join(args.env)
@@ -781,11 +781,12 @@ def _planned(r: dict) -> str:
 
 
 def _servers(config: dict) -> str:
-    if config["server"] != "gunicorn":
-        return f"{config['server']} x{config['web_processes']}"
+    server = config["server"]
+    if server not in load.SPLIT_SERVERS:
+        return f"{server} x{config['web_processes']}"
     threads = config.get("http_threads", 1)
     workers = "sync workers" if threads <= 1 else f"workers x {threads} threads"
-    return f"gunicorn x{config['web_processes']} {workers} (HTTP) + uvicorn x1 (websockets)"
+    return f"{server} x{config['web_processes']} {workers} (HTTP) + uvicorn x1 (websockets)"
 
 
 def save(report: dict) -> None:

@@ -9,8 +9,9 @@ What it does, every run: drops and creates the PostgreSQL database `wardwise_ben
 127.0.0.1:5432), flushes Redis database 7, migrates, loads a generated hospital (5 floors, 250
 scanners, 10,000 tagged assets), issues a device token per scanner and a nurse's session; starts
 the servers (by default the shipped layout, docs/deployment.md: gunicorn gthread for the REST
-ingestion beside one uvicorn process for the websockets; `--server uvicorn` or `daphne` for
-everything through one ASGI server) and N Celery workers as subprocesses, waits until every
+ingestion beside one uvicorn process for the websockets; `--server granian` for the same layout
+with granian's WSGI server in gunicorn's place; `--server uvicorn` or `daphne` for everything
+through one ASGI server) and N Celery workers as subprocesses, waits until every
 worker has built its localization engine, then runs simulated gateways (bench/loadgen.py: one
 batch per scanner per second, readings stamped with the send time) and nurses' floor websockets.
 
@@ -64,25 +65,33 @@ LINKS_PER_TAG = 6
 SAMPLE_S = 2.0
 #: A run is sustained when at least this share of what was offered is accepted and processed.
 SUSTAINED_SHARE = 0.98
+#: Servers that take the REST ingestion (hospital.device_wsgi) beside one uvicorn process for the
+#: websockets, the layout docs/deployment.md ships with gunicorn.
+SPLIT_SERVERS = ("gunicorn", "granian")
 
 
 def add_server_arguments(parser: argparse.ArgumentParser, *, server: str, web_procs: int) -> None:
     """The server layout options `Stack` reads (shared with bench.coldchain)."""
     parser.add_argument(
         "--server",
-        choices=("uvicorn", "daphne", "gunicorn"),
+        choices=("uvicorn", "daphne", *SPLIT_SERVERS),
         default=server,
         help="gunicorn: HTTP through gunicorn, websockets through one uvicorn process "
-        "(docs/deployment.md); uvicorn, daphne: everything through the ASGI server",
+        "(docs/deployment.md); granian: the same with granian's WSGI server instead of "
+        "gunicorn; uvicorn, daphne: everything through the ASGI server",
     )
     parser.add_argument(
-        "--web-procs", type=int, default=web_procs, help="HTTP server processes (gunicorn or ASGI)"
+        "--web-procs",
+        type=int,
+        default=web_procs,
+        help="HTTP server processes (gunicorn, granian or ASGI)",
     )
     parser.add_argument(
         "--http-threads",
         type=int,
         default=4,
-        help="threads per gunicorn worker (gthread workers; 1: sync workers)",
+        help="threads per gunicorn worker (gthread workers; 1: sync workers) or granian worker "
+        "(blocking threads)",
     )
 
 
@@ -112,7 +121,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         rates = "targets" if args.rate is None else str(args.rate)
         what = "find-max" if args.find_max else rates
         args.label = f"{what} {args.server} web={args.web_procs} workers={args.workers}"
-        if args.server == "gunicorn":
+        if args.server in SPLIT_SERVERS:
             args.label += f" threads={args.http_threads}"
         if args.env:
             args.label += " " + " ".join(args.env)
@@ -127,8 +136,20 @@ def free_port() -> int:
 
 
 PORT = free_port()
-#: Port of gunicorn in the `--server gunicorn` layout (the ASGI server keeps PORT).
+#: Port of the WSGI server in the SPLIT_SERVERS layouts (the ASGI server keeps PORT).
 HTTP_PORT = free_port()
+
+
+def granian_command(port: int, processes: int, threads: int) -> list[str]:
+    """granian's WSGI server on the device application: HTTP parsing and connections in Rust,
+    the application in `threads` blocking threads per process."""
+    return [
+        sys.executable, "-m", "granian", "--interface", "wsgi",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(processes), "--blocking-threads", str(threads),
+        "--backlog", "4096", "--log-level", "warning", "--no-ws",
+        "hospital.device_wsgi:application",
+    ]  # fmt: skip
 
 
 def stack_env(args: argparse.Namespace) -> dict[str, str]:
@@ -264,8 +285,8 @@ class Stack:
         return process
 
     def start(self) -> None:
-        if self.args.server == "gunicorn":
-            self._start_gunicorn_layout()
+        if self.args.server in SPLIT_SERVERS:
+            self._start_split_layout()
             return
         python = sys.executable
         if self.args.server == "uvicorn":
@@ -292,15 +313,24 @@ class Stack:
                 ],
             )  # fmt: skip
 
-    def _start_gunicorn_layout(self) -> None:
-        """docs/deployment.md: HTTP (the REST ingestion) through gunicorn, websockets through
-        one ASGI process beside it."""
-        http_procs = self.args.web_procs
+    def _start_split_layout(self) -> None:
+        """docs/deployment.md: HTTP (the REST ingestion) through a WSGI server (gunicorn as
+        shipped, or granian), websockets through one ASGI process beside it."""
+        http_server, http_procs = self.args.server, self.args.web_procs
         self.args.server, self.args.web_procs = "uvicorn", 1
         try:
             self.start()
         finally:
-            self.args.server, self.args.web_procs = "gunicorn", http_procs
+            self.args.server, self.args.web_procs = http_server, http_procs
+        if http_server == "granian":
+            self._start_granian(http_procs)
+        else:
+            self._start_gunicorn(http_procs)
+
+    def _start_granian(self, http_procs: int) -> None:
+        self.spawn("http", granian_command(HTTP_PORT, http_procs, self.args.http_threads))
+
+    def _start_gunicorn(self, http_procs: int) -> None:
         threads = ["--threads", str(self.args.http_threads)]
         if self.args.http_threads > 1:
             threads += ["--worker-class", "gthread"]
@@ -318,15 +348,16 @@ class Stack:
 
     def server_groups(self) -> list[Group]:
         """The servers' process groups for the CPU and memory figures."""
-        web = "uvicorn, websockets" if self.args.server == "gunicorn" else self.args.server
+        split = self.args.server in SPLIT_SERVERS
+        web = "uvicorn, websockets" if split else self.args.server
         groups = [Group(f"web ({web})", root=self.processes["web"].pid)]
         if "http" in self.processes:
-            groups.append(Group("http (gunicorn)", root=self.processes["http"].pid))
+            groups.append(Group(f"http ({self.args.server})", root=self.processes["http"].pid))
         return groups
 
     @property
     def http_url(self) -> str:
-        port = HTTP_PORT if self.args.server == "gunicorn" else PORT
+        port = HTTP_PORT if self.args.server in SPLIT_SERVERS else PORT
         return f"http://127.0.0.1:{port}"
 
     def wait_ready(self, redis_client, timeout_s: float = 240.0) -> None:
@@ -335,7 +366,7 @@ class Stack:
         while time.time() < deadline:
             self.check_alive()
             warm = redis_client.scard("bench:warm")
-            ports = [PORT, HTTP_PORT] if self.args.server == "gunicorn" else [PORT]
+            ports = [PORT, HTTP_PORT] if self.args.server in SPLIT_SERVERS else [PORT]
             if warm >= self.args.workers and all(_listening(port) for port in ports):
                 return
             time.sleep(0.5)
@@ -686,7 +717,7 @@ def run(args: argparse.Namespace) -> dict:
         "config": {
             "server": args.server,
             "web_processes": args.web_procs,
-            "http_threads": args.http_threads if args.server == "gunicorn" else None,
+            "http_threads": args.http_threads if args.server in SPLIT_SERVERS else None,
             "celery_workers": args.workers,
             "tags": args.tags,
             "floors": args.floors,
