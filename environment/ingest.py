@@ -36,6 +36,7 @@ from environment.models import (
     ThresholdProfile,
 )
 from environment.validation import EnvReading, ValidatedBatch
+from hospital.joined_rows import JoinedModels
 
 INSERT_CHUNK = 1000
 
@@ -200,42 +201,19 @@ class _LockQuery:
     """`SensorState.objects.select_for_update(of=("self",)).select_related("sensor__profile")`,
     written out once: on this path the ORM's query compilation cost more than the query."""
 
-    models = (SensorState, Sensor, ThresholdProfile)
-
     def __init__(self) -> None:
         quote = connection.ops.quote_name
-        aliases = ("st", "se", "pr")
-        self.fields = [list(model._meta.concrete_fields) for model in self.models]
-        columns = ", ".join(
-            f"{alias}.{quote(f.column)}"
-            for alias, fields in zip(aliases, self.fields, strict=True)
-            for f in fields
-        )
-        state, sensor, profile = (quote(model._meta.db_table) for model in self.models)
+        self.joined = JoinedModels([(SensorState, "st"), (Sensor, "se"), (ThresholdProfile, "pr")])
+        state, sensor, profile = (quote(model._meta.db_table) for model in self.joined.models)
         self.sql = (
-            f"SELECT {columns} FROM {state} st "  # noqa: S608  # nosec B608
+            f"SELECT {self.joined.columns} FROM {state} st "  # noqa: S608  # nosec B608
             f"JOIN {sensor} se ON se.id = st.sensor_id "
             f"JOIN {profile} pr ON pr.id = se.profile_id "
             "WHERE st.sensor_id = ANY(%s::bigint[]) ORDER BY st.sensor_id FOR UPDATE OF st"
         )
-        self.converters = [
-            [(i, f) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
-            for fields in self.fields
-        ]
-        self.names = [[f.attname for f in fields] for fields in self.fields]
 
     def instances(self, row: tuple) -> SensorState:
-        made = []
-        start = 0
-        for model, fields, names, converters in zip(
-            self.models, self.fields, self.names, self.converters, strict=True
-        ):
-            values = list(row[start : start + len(fields)])
-            start += len(fields)
-            for i, f in converters:
-                values[i] = f.from_db_value(values[i], None, connection)
-            made.append(model.from_db(connection.alias, names, values))
-        state, sensor, profile = made
+        state, sensor, profile = self.joined.instances(row)
         sensor.profile = profile
         state.sensor = sensor
         return state

@@ -40,6 +40,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from hospital import observability, ratelimit
+from hospital.joined_rows import JoinedModels
 from hospital.models import DeviceToken
 from web.middleware import client_ip
 
@@ -260,47 +261,21 @@ def _active_token(lookup: str) -> DeviceToken | None:
 class _TokenQuery:
     def __init__(self) -> None:
         quote = connection.ops.quote_name
-        token_model = DeviceToken
-        scanner_model = token_model._meta.get_field("scanner").related_model
-        sensor_model = token_model._meta.get_field("sensor").related_model
-        self.models = (token_model, scanner_model, sensor_model)
-        aliases = ("t", "sc", "se")
-        self.fields = [list(model._meta.concrete_fields) for model in self.models]
-        columns = ", ".join(
-            f"{alias}.{quote(f.column)}"
-            for alias, fields in zip(aliases, self.fields, strict=True)
-            for f in fields
+        scanner = DeviceToken._meta.get_field("scanner")
+        sensor = DeviceToken._meta.get_field("sensor")
+        self.joined = JoinedModels(
+            [(DeviceToken, "t"), (scanner.related_model, "sc"), (sensor.related_model, "se")]
         )
-        table, scanners, sensors = (quote(model._meta.db_table) for model in self.models)
-        scanner_id = quote(token_model._meta.get_field("scanner").column)
-        sensor_id = quote(token_model._meta.get_field("sensor").column)
+        table, scanners, sensors = (quote(model._meta.db_table) for model in self.joined.models)
         self.sql = (
-            f"SELECT {columns} FROM {table} t "  # noqa: S608  # nosec B608
-            f"LEFT JOIN {scanners} sc ON sc.id = t.{scanner_id} "
-            f"LEFT JOIN {sensors} se ON se.id = t.{sensor_id} "
+            f"SELECT {self.joined.columns} FROM {table} t "  # noqa: S608  # nosec B608
+            f"LEFT JOIN {scanners} sc ON sc.id = t.{quote(scanner.column)} "
+            f"LEFT JOIN {sensors} se ON se.id = t.{quote(sensor.column)} "
             f"WHERE t.{quote('lookup')} = %s AND t.{quote('revoked_at')} IS NULL LIMIT 1"
         )
-        self.names = [[f.attname for f in fields] for fields in self.fields]
-        self.converters = [
-            [(i, f) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
-            for fields in self.fields
-        ]
 
     def instance(self, row: tuple) -> DeviceToken:
-        made = []
-        start = 0
-        for model, fields, names, converters in zip(
-            self.models, self.fields, self.names, self.converters, strict=True
-        ):
-            values = list(row[start : start + len(fields)])
-            start += len(fields)
-            if values[0] is None:  # the owner the token does not have
-                made.append(None)
-                continue
-            for i, f in converters:
-                values[i] = f.from_db_value(values[i], None, connection)
-            made.append(model.from_db(connection.alias, names, values))
-        token, scanner, sensor = made
+        token, scanner, sensor = self.joined.instances(row)
         token.scanner, token.sensor = scanner, sensor
         return token
 

@@ -5,7 +5,6 @@ application's headers."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import time
@@ -15,11 +14,11 @@ from email.message import Message
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from bench import load
 from hospital import devices
 from tests.factories import ScannerFactory
+from tests.web.support import service_env, stop
 from tracking.models import ScannerHealth
 
 HEARTBEAT = "/api/v1/scanners/heartbeat/"
@@ -32,17 +31,11 @@ def listening(port: int) -> bool:
 
 @pytest.fixture
 def granian_server():
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-    }
     port = load.free_port()
     process = subprocess.Popen(
         load.granian_command(port, processes=1, threads=2),
         cwd=load.ROOT,
-        env=env,
+        env=service_env(REDIS_URL=settings.REDIS_URL),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -54,12 +47,7 @@ def granian_server():
             time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def post(url: str, body: dict, token: str) -> tuple[int, Message, dict]:
