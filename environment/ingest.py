@@ -36,6 +36,7 @@ from environment.models import (
     ThresholdProfile,
 )
 from environment.validation import EnvReading, ValidatedBatch
+from hospital import prepared
 from hospital.joined_rows import JoinedModels
 
 INSERT_CHUNK = 1000
@@ -209,7 +210,7 @@ class _LockQuery:
             f"SELECT {self.joined.columns} FROM {state} st "  # noqa: S608  # nosec B608
             f"JOIN {sensor} se ON se.id = st.sensor_id "
             f"JOIN {profile} pr ON pr.id = se.profile_id "
-            "WHERE st.sensor_id = ANY(%s::bigint[]) ORDER BY st.sensor_id FOR UPDATE OF st"
+            "WHERE st.sensor_id = ANY(%s) ORDER BY st.sensor_id FOR UPDATE OF st"
         )
 
     def instances(self, row: tuple) -> SensorState:
@@ -231,11 +232,8 @@ def _select_states(sensor_ids: list[int]) -> dict[int, SensorState]:
         )
         return {state.sensor_id: state for state in rows}
     query = _lock_query()
-    # The ids as one array literal (`ANY(%s::bigint[])`): psycopg quotes a Python list
-    # element by element in Python, a string in C.
-    ids = "{" + ",".join(str(int(pk)) for pk in sensor_ids) + "}"
-    with connection.cursor() as cursor:
-        cursor.execute(query.sql, [ids])
+    with prepared.cursor() as cursor:
+        cursor.execute(query.sql, [[int(pk) for pk in sensor_ids]])
         rows = cursor.fetchall()
     states = (query.instances(row) for row in rows)
     return {state.sensor_id: state for state in states}
@@ -261,6 +259,10 @@ def _needs_preparing(field) -> bool:
     return not (type(field) is models.DateTimeField and not field.auto_now)
 
 
+def _cursor():
+    return prepared.cursor() if connection.vendor == "postgresql" else connection.cursor()
+
+
 def _save_state(state: SensorState) -> None:
     """`state.save(update_fields=_STATE_FIELDS)` in one plain UPDATE."""
     sql, fields = _state_update()
@@ -270,7 +272,7 @@ def _save_state(state: SensorState) -> None:
         else getattr(state, f.attname)
         for f, prepare in fields
     ]
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(sql, [*values, state.sensor_id])
 
 
@@ -291,7 +293,7 @@ def _insert(
     inserted: dict = {}
     if connection.vendor != "postgresql":
         return _insert_portably(batch_id, owner, chunks, counts, now)
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         if not chunks:
             cursor.execute(f"{_INSERT_BATCH} RETURNING id", record_params)
             found = cursor.fetchone()

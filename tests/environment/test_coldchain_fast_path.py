@@ -231,3 +231,15 @@ def test_an_upload_with_nothing_accepted_still_records_the_batch(fridge, post):
     record = ReadingBatch.objects.get(batch_id="empty-1")
     assert (record.accepted, record.rejected) == (0, 1)
     assert not SensorState.objects.filter(sensor=fridge).exists()
+
+
+def test_an_uploads_statements_are_planned_once_per_connection(fridge, post):
+    """Hundreds of uploads a second run the same three statements: PostgreSQL keeps their plans
+    (hospital.prepared) instead of parsing and planning each one again."""
+    for minute in range(6, 0, -1):
+        upload(post, fridge, [(minute, 5.0)])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [statement for (statement,) in cursor.fetchall()]
+    assert touching(statements, "environment_sensorstate")  # the state lock and its update
+    assert touching(statements, "environment_environmentreading")  # the insert

@@ -1,0 +1,41 @@
+"""Hot-path statements bound server-side, so PostgreSQL can keep their plans.
+
+Django's PostgreSQL cursors bind parameters on the client (psycopg's `ClientCursor`): every
+statement reaches the server as new text, to be parsed and planned again, after psycopg has
+quoted every parameter in Python. On a path that runs the same few statements hundreds of times
+a second (a cold-chain upload: lock the state, insert the reading, update the state) that was
+most of the statements' cost on both sides. A cursor of psycopg's own class on Django's
+connection binds server-side, and psycopg prepares a statement once its text has run
+`DATABASE_PREPARE_THRESHOLD` times on the connection (docs/configuration.md); the pooled
+connections keep them. The cursor is wrapped as Django wraps its own, so these statements still
+raise Django's database exceptions (the `503` of an unreachable database) and show in query
+logging and `CaptureQueriesContext`.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import psycopg
+from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper
+
+
+class _LoggedCursor(CursorDebugWrapper):
+    """Logs the statement as written: Django reads a client-side cursor's last query, which a
+    prepared statement does not have."""
+
+    @contextmanager
+    def debug_sql(self, sql=None, params=None, use_last_executed_query=False, many=False):
+        with super().debug_sql(sql, params, use_last_executed_query=False, many=many):
+            yield
+
+
+def cursor():
+    """A server-side binding cursor on the default connection (PostgreSQL only)."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        raw = psycopg.Cursor(connection.connection)
+    if connection.queries_logged:
+        return _LoggedCursor(raw, connection)
+    return connection.make_cursor(raw)
