@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=400,
         help="HTTP connections the probes share (a probe past them waits for one)",
     )
+    parser.add_argument(
+        "--relay",
+        action="store_true",
+        help="sensors relayed by the RSSI gateways (each posts its sensors' readings of the last "
+        "second in one batch, as the scanner agent does) instead of one request per reading",
+    )
     load.add_server_arguments(parser, server="gunicorn", web_procs=2)
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--floors", type=int, default=2)
@@ -129,6 +135,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             args.label += f" threads={args.http_threads}"
         if args.env:
             args.label += " " + " ".join(args.env)
+        if args.relay:
+            args.label += " relayed"
     return args
 
 
@@ -145,6 +153,7 @@ def prepare(args: argparse.Namespace) -> dict:
     from hospital.devices import issue_token
     from hospital.models import Zone
     from hospital.roles import FACILITIES
+    from tracking.models import Scanner
 
     preset = ThresholdProfile.objects.get(slug="vaccine-refrigerator")
     profile = ThresholdProfile.objects.create(
@@ -158,6 +167,7 @@ def prepare(args: argparse.Namespace) -> dict:
         clear_hysteresis_s=int(args.alarm_delay_s),
     )
     zones = list(Zone.objects.exclude(kind="corridor").order_by("pk"))
+    gateways = list(Scanner.objects.order_by("serial")) if args.relay else []
     sensors = Sensor.objects.bulk_create(
         [
             Sensor(
@@ -167,11 +177,17 @@ def prepare(args: argparse.Namespace) -> dict:
                 profile=profile,
                 contents="Vaccines",
                 expected_interval_s=int(args.interval),
+                gateway=gateways[index % len(gateways)] if gateways else None,
             )
             for index in range(args.sensors)
         ]
     )
-    tokens = [(sensor.serial, issue_token(sensor=sensor)) for sensor in sensors]
+    if gateways:  # a sensor's "token" is its gateway's serial: the gateway posts with its own
+        tokens = [
+            (sensor.serial, gateways[i % len(gateways)].serial) for i, sensor in enumerate(sensors)
+        ]
+    else:
+        tokens = [(sensor.serial, issue_token(sensor=sensor)) for sensor in sensors]
     user = User.objects.create_user("bench-facilities", password=uuid.uuid4().hex)
     user.groups.add(AuthGroup.objects.get(name=FACILITIES))
     session = SessionStore()
@@ -213,6 +229,8 @@ def spawn_load(stack: load.Stack, prepared: dict, args, run_id: str) -> dict:
             "excursion_readings": args.excursion_readings,
             "request_timeout_s": args.probe_timeout,
             "connections": args.probe_connections,
+            "gateways": dict(prepared["scanners"]) if args.relay else None,
+            "batch_s": 1.0,
         },
     }
     if args.rssi_rate:
@@ -417,7 +435,7 @@ def account_alerts(
     for alert in alerts:
         by_sensor.setdefault(alert["sensor"], []).append(alert)
     reasons = dict.fromkeys((DELIVERED, *MISSING_REASONS), 0)
-    from_receipt, from_send, raised_late, early = [], [], [], 0
+    from_receipt, from_send, from_reading, raised_late, early = [], [], [], [], 0
     claimed: set[int] = set()
     oracle: dict[str, list[dict]] = {}
     expected = completed_outside = 0
@@ -462,6 +480,7 @@ def account_alerts(
             if received is not None:
                 reasons[DELIVERED] += 1
                 from_receipt.append(received - completed_at)
+                from_reading.append(received - incident["completed_by"][1])
                 sent_at = sent.get((serial, round(incident["completed_by"][1], 3)))
                 if sent_at is not None:
                     from_send.append(received - sent_at)
@@ -488,6 +507,7 @@ def account_alerts(
         "alerts_unexpected": sum(1 for a in others if not a["withdrawn"]),
         "latency_receipt_to_ws_s": _rounded(percentiles(sorted(from_receipt))),
         "latency_send_to_ws_s": _rounded(percentiles(sorted(from_send))),
+        "latency_reading_to_ws_s": _rounded(percentiles(sorted(from_reading))),
         "planned_excursions": planned_excursions(window, attempts, oracle, limits),
     }
 
@@ -678,6 +698,7 @@ def run(args: argparse.Namespace) -> dict:
 def print_report(report: dict) -> None:
     r = report["result"]
     lat, send = r["latency_receipt_to_ws_s"], r["latency_send_to_ws_s"]
+    taken = r.get("latency_reading_to_ws_s", {})
     print(
         f"  => environmental readings: offered {r['offered_env_per_s']}/s, accepted "
         f"{r['env_accepted_per_s']}/s (request p50/p99 {r['env_request_ms'].get('p50', 0):.0f}/"
@@ -685,7 +706,8 @@ def print_report(report: dict) -> None:
         f"accepted {r['rssi_accepted_per_s']}/s\n"
         f"     alert latency receipt -> websocket p50/p99/max {lat.get('p50')}/{lat.get('p99')}/"
         f"{lat.get('max')} s (n={lat.get('count')}); send -> websocket p50/p99 {send.get('p50')}/"
-        f"{send.get('p99')} s\n"
+        f"{send.get('p99')} s; reading ts -> websocket p50/p99 {taken.get('p50')}/"
+        f"{taken.get('p99')} s\n"
         f"     alerts missing {_missing(r)}\n"
         f"     planned excursions (completing reading sent in the window): {_planned(r)}\n"
         f"     readings acknowledged {r['readings_acknowledged']}, stored {r['readings_stored']}, "
@@ -709,6 +731,7 @@ def markdown(all_results: dict) -> str:
     for label, report in all_results.items():
         r, config, host = report["result"], report["config"], report["machine"]
         lat, send = r["latency_receipt_to_ws_s"], r["latency_send_to_ws_s"]
+        taken = r.get("latency_reading_to_ws_s", {})
         lines += [
             f"## {label}",
             "",
@@ -728,8 +751,10 @@ def markdown(all_results: dict) -> str:
             f"{r['rssi_accepted_per_s']} |",
             f"| alert latency, receipt -> websocket, p50 / p99 / max (s) | {lat.get('p50')} / "
             f"{lat.get('p99')} / {lat.get('max')} (n={lat.get('count')}) |",
-            f"| alert latency, probe send -> websocket, p50 / p99 (s) | {send.get('p50')} / "
-            f"{send.get('p99')} |",
+            f"| alert latency, probe or gateway send -> websocket, p50 / p99 (s) | "
+            f"{send.get('p50')} / {send.get('p99')} |",
+            f"| alert latency, the reading's own timestamp -> websocket, p50 / p99 (s) | "
+            f"{taken.get('p50')} / {taken.get('p99')} |",
             f"| expected alerts missing on the console | {_missing(r)} "
             f"(console reconnects: {r.get('console_reconnects')}) |",
             f"| alerts raised more than 1 s after the completing reading's receipt / unexpected "

@@ -76,6 +76,59 @@ class Tally:
         #: serial -> [ts, sent_at, answered_at or None, outcome, step], excursion sensors only
         self.attempts: dict[str, list[list]] = {}
         self.per_second: dict[int, int] = {}
+        self.start = 0.0
+
+
+def _phase(index: int, config: dict) -> float:
+    interval = config["interval_s"]
+    return (index * interval / config["sensor_count"]) % interval
+
+
+def _reading(serial: str, scheduled: float, temperature: float) -> dict:
+    return {
+        "sensor": serial,
+        "ts": round(scheduled, 3),
+        "temperature_c": temperature,
+        "battery_pct": 90,
+        "door_open": False,
+    }
+
+
+async def _post(session, url: str, body: bytes, headers: dict, tally: Tally, attempts: list):
+    """One request; records its outcome on every attempt it carried ([serial, attempt] pairs),
+    and the readings it got acknowledged (2xx, not rejected)."""
+    sent_at = time.time()
+    for _, attempt in attempts:
+        attempt[1] = sent_at
+    try:
+        async with session.post(url, data=body, headers=headers) as response:
+            payload = await response.read()
+            status = response.status
+    except Exception as exc:  # any client failure is a failed request: count it
+        tally.errors += 1
+        name = f"error_{type(exc).__name__}"
+        tally.statuses[name] = tally.statuses.get(name, 0) + 1
+        for _, attempt in attempts:
+            attempt[3] = name
+        return
+    answered_at = time.time()
+    for _, attempt in attempts:
+        attempt[2:4] = [answered_at, str(status)]
+    tally.request_ms.append((answered_at - sent_at) * 1000)
+    tally.statuses[str(status)] = tally.statuses.get(str(status), 0) + 1
+    if not 200 <= status < 300:
+        tally.refused += 1
+        return
+    result = json.loads(payload)
+    tally.accepted += result["accepted"]
+    tally.duplicates += result["duplicates"]
+    tally.rejected += len(result["rejected"])
+    rejected = {entry["index"] for entry in result["rejected"]}
+    for index, (serial, attempt) in enumerate(attempts):
+        if index not in rejected:
+            tally.acknowledged.append((serial, attempt[0]))
+    second = int(answered_at - tally.start)
+    tally.per_second[second] = tally.per_second.get(second, 0) + result["accepted"]
 
 
 async def sensor_loop(session, config, index, serial, token, tally: Tally) -> None:
@@ -83,7 +136,7 @@ async def sensor_loop(session, config, index, serial, token, tally: Tally) -> No
     interval = config["interval_s"]
     start = config["start_at"]
     end = start + config["duration_s"]
-    phase = (index * interval / config["sensor_count"]) % interval
+    phase = _phase(index, config)
     offset = excursion_plan(index, config)
     url = config["base_url"] + "/api/v1/readings/environment/"
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
@@ -99,64 +152,86 @@ async def sensor_loop(session, config, index, serial, token, tally: Tally) -> No
         if delay > 0:
             await asyncio.sleep(delay)
         temperature, excursion_step = reading_value(scheduled, start + phase, offset, config, rng)
-        body = json.dumps(
-            {
-                "readings": [
-                    {
-                        "sensor": serial,
-                        "ts": round(scheduled, 3),
-                        "temperature_c": temperature,
-                        "battery_pct": 90,
-                        "door_open": False,
-                    }
-                ]
-            }
-        ).encode()
-        sent_at = time.time()
+        body = json.dumps({"readings": [_reading(serial, scheduled, temperature)]}).encode()
         tally.sent += 1
-        attempt = [round(scheduled, 3), sent_at, None, "", excursion_step]
+        attempt = [round(scheduled, 3), None, None, "", excursion_step]
         if offset is not None:
             tally.attempts.setdefault(serial, []).append(attempt)
-        try:
-            async with session.post(url, data=body, headers=headers) as response:
-                payload = await response.read()
-                status = response.status
-        except Exception as exc:  # any client failure is a failed request: count it
-            tally.errors += 1
-            name = f"error_{type(exc).__name__}"
-            tally.statuses[name] = tally.statuses.get(name, 0) + 1
-            attempt[3] = name
+        await _post(session, url, body, headers, tally, [(serial, attempt)])
+
+
+async def gateway_loop(session, config, gateway, token, members, tally: Tally) -> None:
+    """A scanner agent relaying its sensors (`--relay`): every `batch_s` at its own phase, the
+    readings its sensors took since its last batch go in one request with a batch id, as the
+    agent's batcher sends them. `members`: (index, serial) of its sensors."""
+    interval, batch_s = config["interval_s"], config["batch_s"]
+    start = config["start_at"]
+    end = start + config["duration_s"]
+    url = config["base_url"] + "/api/v1/readings/environment/"
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    sensors = [
+        (
+            serial,
+            start + _phase(index, config),
+            excursion_plan(index, config),
+            random.Random(f"{config['seed']}:{serial}"),
+        )
+        for index, serial in members
+    ]
+    steps = [0] * len(sensors)
+    tick_phase = random.Random(f"{config['seed']}:{gateway}").uniform(0.0, batch_s)
+    tick = 0
+    while True:
+        due = start + tick_phase + tick * batch_s
+        tick += 1
+        if due >= end + batch_s:
+            return
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        readings, attempts = [], []
+        for position, (serial, first, offset, rng) in enumerate(sensors):
+            while True:
+                scheduled = first + steps[position] * interval
+                if scheduled > due or scheduled >= end:
+                    break
+                steps[position] += 1
+                temperature, excursion_step = reading_value(scheduled, first, offset, config, rng)
+                readings.append(_reading(serial, scheduled, temperature))
+                attempt = [round(scheduled, 3), None, None, "", excursion_step]
+                if offset is not None:
+                    tally.attempts.setdefault(serial, []).append(attempt)
+                attempts.append((serial, attempt))
+        if not readings:
             continue
-        answered_at = time.time()
-        attempt[2:4] = [answered_at, str(status)]
-        tally.request_ms.append((answered_at - sent_at) * 1000)
-        tally.statuses[str(status)] = tally.statuses.get(str(status), 0) + 1
-        if 200 <= status < 300:
-            result = json.loads(payload)
-            tally.accepted += result["accepted"]
-            tally.duplicates += result["duplicates"]
-            tally.rejected += len(result["rejected"])
-            if result["accepted"] or result["duplicates"]:
-                tally.acknowledged.append((serial, round(scheduled, 3)))
-            second = int(answered_at - start)
-            tally.per_second[second] = tally.per_second.get(second, 0) + result["accepted"]
-        else:
-            tally.refused += 1
+        tally.sent += len(readings)
+        body = json.dumps({"batch": f"{gateway}-{tick}", "readings": readings}).encode()
+        await _post(session, url, body, headers, tally, attempts)
 
 
 async def run_sensors(config: dict) -> dict:
     import aiohttp
 
     tally = Tally()
+    tally.start = config["start_at"]
     timeout = aiohttp.ClientTimeout(total=config.get("request_timeout_s", REQUEST_TIMEOUT_S))
     connector = aiohttp.TCPConnector(limit=config.get("connections", 400), keepalive_timeout=60)
+    gateways = config.get("gateways")
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await asyncio.gather(
-            *(
+        if gateways:  # relayed: the second of each pair names the sensor's gateway
+            members: dict[str, list] = {}
+            for index, (serial, gateway) in enumerate(config["sensors"]):
+                members.setdefault(gateway, []).append((index, serial))
+            loops = [
+                gateway_loop(session, config, gateway, gateways[gateway], sensors, tally)
+                for gateway, sensors in sorted(members.items())
+            ]
+        else:
+            loops = [
                 sensor_loop(session, config, index, serial, token, tally)
                 for index, (serial, token) in enumerate(config["sensors"])
-            )
-        )
+            ]
+        await asyncio.gather(*loops)
     return {
         "sent": tally.sent,
         "accepted": tally.accepted,
