@@ -30,6 +30,7 @@ from hospital.models import DeviceToken
 from hospital.wsgi import application as full_app
 from tests.coldchain import iso, minutes_ago
 from tests.factories import ColdChainSensorFactory, ScannerFactory
+from tests.ratelimit import next_window
 from tracking import bus
 from tracking.views import RssiIngestView
 
@@ -173,13 +174,6 @@ def test_a_body_over_the_limit_is_refused_alike(gateway, settings):
     assert device.status_code == 400
     assert "larger than 100 bytes" in device.json()["detail"]
     assert device.compared() == full.compared()
-
-
-def next_window() -> int:
-    """Waits for the next clock second, the rate limit's window, so that it starts uncounted
-    (an attempt that ran into the next second has counted requests there)."""
-    time.sleep(1 - time.time() % 1)
-    return int(time.time())
 
 
 def reading(sensor, minutes: float, temperature: float) -> dict:
