@@ -148,9 +148,14 @@ else:
         "DATABASE_CONNECT_TIMEOUT", 5
     )
     # Statements of hot paths run on server-side binding cursors (hospital.prepared); psycopg
-    # prepares one once its text has run this many times on a connection (0: at once; Django's
-    # own client-side cursors are never prepared).
-    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env_int("DATABASE_PREPARE_THRESHOLD", 2)
+    # prepares one once its text has run this many times on a connection (0: at once; "off":
+    # never, e.g. behind a PgBouncer without max_prepared_statements; Django's own client-side
+    # cursors are never prepared).
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
+        None
+        if os.environ.get("DATABASE_PREPARE_THRESHOLD", "").strip().lower() == "off"
+        else env_int("DATABASE_PREPARE_THRESHOLD", 2)
+    )
     # Under ASGI every concurrent sync request runs in its own thread, and a persistent
     # connection per thread exhausts PostgreSQL's max_connections under load (hundreds of
     # gateways posting at once). A per-process pool (psycopg_pool) bounds the connections and

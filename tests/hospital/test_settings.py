@@ -52,6 +52,32 @@ def test_database_and_redis_urls_switch_to_the_real_services():
     assert values["debug"] is True
 
 
+def test_hot_path_statements_are_prepared_after_two_runs_unless_turned_off():
+    probe = (
+        "import django; from django.conf import settings; django.setup();"
+        "print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])"
+    )
+
+    def threshold(**env) -> str:
+        clean = {k: v for k, v in os.environ.items() if k != "DATABASE_PREPARE_THRESHOLD"}
+        clean.update(
+            DJANGO_SETTINGS_MODULE="hospital.settings",
+            DATABASE_URL="postgres://postgres@127.0.0.1:5432/wardwise",
+            **env,
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", probe], cwd=ROOT, env=clean, capture_output=True, text=True
+        )
+        return result.stdout.strip() or result.stderr
+
+    assert threshold() == "2"
+    assert threshold(DATABASE_PREPARE_THRESHOLD="0") == "0"
+    assert threshold(DATABASE_PREPARE_THRESHOLD="off") == "None"
+    assert "DATABASE_PREPARE_THRESHOLD='often' is not an integer" in threshold(
+        DATABASE_PREPARE_THRESHOLD="often"
+    )
+
+
 def test_a_malformed_boolean_is_refused_with_its_name():
     result = settings_with(DEBUG="maybe")
     assert result.returncode != 0
