@@ -210,7 +210,7 @@ class _LockQuery:
             f"SELECT {self.joined.columns} FROM {state} st "  # noqa: S608  # nosec B608
             f"JOIN {sensor} se ON se.id = st.sensor_id "
             f"JOIN {profile} pr ON pr.id = se.profile_id "
-            "WHERE st.sensor_id = ANY(%s) ORDER BY st.sensor_id FOR UPDATE OF st"
+            "WHERE st.sensor_id = ANY(%s::bigint[]) ORDER BY st.sensor_id FOR UPDATE OF st"
         )
 
     def instances(self, row: tuple) -> SensorState:
