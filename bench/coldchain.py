@@ -182,10 +182,8 @@ def prepare(args: argparse.Namespace) -> dict:
             for index in range(args.sensors)
         ]
     )
-    if gateways:  # a sensor's "token" is its gateway's serial: the gateway posts with its own
-        tokens = [
-            (sensor.serial, gateways[i % len(gateways)].serial) for i, sensor in enumerate(sensors)
-        ]
+    if gateways:  # instead of a token, a relayed sensor's gateway: that posts with its own
+        tokens = [(sensor.serial, sensor.gateway.serial) for sensor in sensors]
     else:
         tokens = [(sensor.serial, issue_token(sensor=sensor)) for sensor in sensors]
     user = User.objects.create_user("bench-facilities", password=uuid.uuid4().hex)
