@@ -105,7 +105,7 @@ def authorize(batch: ValidatedBatch, *, sensor=None, scanner=None) -> dict[str, 
     if sensor is not None and serials <= {sensor.serial}:
         known = {sensor.serial: sensor} if serials else {}
     else:
-        known = {s.serial: s for s in Sensor.objects.filter(serial__in=serials)}
+        known = {s.serial: s for s in _sensors_named(sorted(serials))}
     allowed: dict[str, Sensor] = {}
     reasons: dict[str, str] = {}
     for serial in serials:
@@ -196,6 +196,36 @@ def _lock_states(sensor_ids: list[int]) -> dict[int, SensorState]:
         )
         states.update(_select_states(missing))
     return states
+
+
+def _sensors_named(serials: list[str]) -> list[Sensor]:
+    """`Sensor.objects.filter(serial__in=serials)`: a gateway's relayed batch names its sensors,
+    and compiling that ORM query (the model's ordering included) was most of a relayed upload's
+    CPU in the web process; on PostgreSQL it is one prepared statement."""
+    if not serials:
+        return []
+    if connection.vendor != "postgresql":
+        return list(Sensor.objects.filter(serial__in=serials))
+    query = _sensors_query()
+    with prepared.cursor() as cursor:
+        cursor.execute(query.sql, [serials])
+        rows = cursor.fetchall()
+    return [query.joined.instances(row)[0] for row in rows]
+
+
+class _SensorsQuery:
+    def __init__(self) -> None:
+        self.joined = JoinedModels([(Sensor, "se")])
+        table = connection.ops.quote_name(Sensor._meta.db_table)
+        self.sql = (
+            f"SELECT {self.joined.columns} FROM {table} se "  # noqa: S608  # nosec B608
+            "WHERE se.serial = ANY(%s::text[])"
+        )
+
+
+@functools.cache
+def _sensors_query() -> _SensorsQuery:
+    return _SensorsQuery()
 
 
 class _LockQuery:

@@ -276,6 +276,30 @@ def test_a_gateway_relays_only_the_sensors_assigned_to_it(gateway, relayed, frid
     assert (batch.accepted, batch.rejected) == (1, 1)
 
 
+def test_a_gateway_is_told_which_of_its_readings_name_unknown_or_decommissioned_sensors(
+    gateway, relayed, post
+):
+    retired = ColdChainSensorFactory(serial="fridge-retired", gateway=gateway, is_active=False)
+    body = post(
+        gateway.token,
+        {
+            "readings": [
+                reading(retired, minutes_ago(3)),
+                reading(relayed, minutes_ago(3), -19.0),
+                {"sensor": "no-such-sensor", "ts": iso(minutes_ago(3)), "temperature_c": 4.0},
+            ]
+        },
+    ).json()
+    assert body["accepted"] == 1
+    reasons = {r["index"]: r["reason"] for r in body["rejected"]}
+    assert reasons == {
+        0: "sensor 'fridge-retired' is decommissioned",
+        2: "unknown sensor 'no-such-sensor'",
+    }
+    assert stored(relayed) == [-19.0]
+    assert stored(retired) == []
+
+
 def test_same_batch_id_from_two_devices_is_two_batches(gateway, relayed, fridge, post):
     assert (
         post(fridge.token, {"batch": "1", "readings": [reading(fridge, minutes_ago(1))]}).json()[
