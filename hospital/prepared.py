@@ -39,3 +39,10 @@ def cursor():
     if connection.queries_logged:
         return _LoggedCursor(raw, connection)
     return connection.make_cursor(raw)
+
+
+def rows(sql: str, params: list) -> list[tuple]:
+    """The rows of one statement run on `cursor()` (none for a statement that returns none)."""
+    with cursor() as prepared_cursor:
+        prepared_cursor.execute(sql, params)
+        return prepared_cursor.fetchall() if prepared_cursor.description else []

@@ -9,6 +9,7 @@ hooks cost nothing but a cached lookup.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -16,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
+from hospital import prepared
 from integrations.models import EventType, Webhook, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -188,6 +190,17 @@ def _tell_listeners(listeners, before: dict, after: dict, left_at: dict) -> None
             log.exception("zone-change listener %r failed", listener)
 
 
+@functools.cache
+def _open_stays_sql() -> str:
+    from tracking.models import ZoneStay
+
+    table = connection.ops.quote_name(ZoneStay._meta.db_table)
+    return (
+        f"SELECT id, asset_id, zone_id, entered_at FROM {table} "  # noqa: S608  # nosec B608
+        "WHERE asset_id = ANY(%s::bigint[]) AND left_at IS NULL"
+    )
+
+
 class StayWatch:
     """Compares the open zone stays of some assets before and after the pipeline writes them,
     and emits entered/left events for the differences (writes are idempotent, so a replayed
@@ -205,14 +218,17 @@ class StayWatch:
         self.before = self._open_stays() if self.active else {}
 
     def _open_stays(self) -> dict[int, tuple[int, int, datetime]]:
+        """Read twice per pipeline chunk: on PostgreSQL one prepared statement (compiling the
+        ORM query each time was a tenth of a worker's CPU at moderate load)."""
         from tracking.models import ZoneStay
 
-        return {
-            asset: (pk, zone, entered)
-            for pk, asset, zone, entered in ZoneStay.objects.filter(
+        if connection.vendor == "postgresql":
+            rows = prepared.rows(_open_stays_sql(), [self.asset_ids])
+        else:
+            rows = ZoneStay.objects.filter(
                 asset_id__in=self.asset_ids, left_at__isnull=True
             ).values_list("pk", "asset_id", "zone_id", "entered_at")
-        }
+        return {asset: (pk, zone, entered) for pk, asset, zone, entered in rows}
 
     def emit_changes(self) -> int:
         if not self.active:

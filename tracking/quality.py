@@ -8,6 +8,7 @@ locations costs one query (the offline scanners), none when every scanner is onl
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -15,10 +16,12 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from shapely.geometry import Point, Polygon
 
+from hospital import prepared
 from hospital.models import Floor, Zone
 from tracking.confidence import Assessment, Evidence, Thresholds, assess
 from tracking.models import AssetLocation, Presence, Scanner, ScannerHealth
@@ -85,10 +88,21 @@ def zone_coverage() -> dict[int, frozenset[int]]:
     return _coverage[1]
 
 
+@functools.cache
+def _offline_scanners_sql() -> str:
+    table = connection.ops.quote_name(ScannerHealth._meta.db_table)
+    return f"SELECT scanner_id FROM {table} WHERE NOT online"  # noqa: S608  # nosec B608
+
+
 def offline_zone_ids() -> frozenset[int]:
     """Zones whose covering scanners are all offline (a scanner without a health row has never
     reported and is not judged: it contributed nothing to any estimate either)."""
-    offline = set(ScannerHealth.objects.filter(online=False).values_list("scanner_id", flat=True))
+    if connection.vendor == "postgresql":  # read per pipeline chunk: a prepared statement
+        offline = {scanner for (scanner,) in prepared.rows(_offline_scanners_sql(), [])}
+    else:
+        offline = set(
+            ScannerHealth.objects.filter(online=False).values_list("scanner_id", flat=True)
+        )
     if not offline:
         return frozenset()
     return frozenset(

@@ -68,13 +68,6 @@ def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _execute(sql: str, params: list) -> list[tuple]:
-    """Run `sql` server-side bound (array parameters: one per column); the rows it returns."""
-    with prepared.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
-
-
 def _unnest(types: tuple[str, ...]) -> str:
     """Typed arrays in psycopg's binary format (`%b`): the text format quotes every element in
     Python, and for a chunk's thousands of values that was most of the write's client CPU."""
@@ -105,7 +98,7 @@ def upsert_locations(rows: list[tuple]) -> None:
         )
         return
     updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in names[1:])
-    _execute(
+    prepared.rows(
         f"INSERT INTO {_table(AssetLocation)} ({', '.join(names)}) "  # noqa: S608  # nosec B608
         f"SELECT * FROM {_unnest(LOCATION_TYPES)} "
         f"ON CONFLICT (asset_id) DO UPDATE SET {updates}",
@@ -125,7 +118,7 @@ def insert_samples(rows: list[tuple]) -> None:
             ignore_conflicts=True,
         )
         return
-    _execute(
+    prepared.rows(
         f"INSERT INTO {_table(PositionSample)} ({', '.join(names)}) "  # noqa: S608  # nosec B608
         f"SELECT * FROM {_unnest(SAMPLE_TYPES)} ON CONFLICT DO NOTHING",
         _columns(rows, SAMPLE_TYPES),
@@ -152,7 +145,7 @@ def write_stays(zone_changes: list[tuple[int, datetime, int | None]]) -> None:
         rounds[position].append(change)
     stays = _table(ZoneStay)
     for changes in rounds:
-        _execute(
+        prepared.rows(
             f"UPDATE {stays} AS s SET left_at = v.moment "  # noqa: S608  # nosec B608
             f"FROM {_unnest(CLOSING_TYPES)} AS v(asset_id, moment, zone_id) "
             "WHERE s.asset_id = v.asset_id AND s.left_at IS NULL "
@@ -165,7 +158,7 @@ def write_stays(zone_changes: list[tuple[int, datetime, int | None]]) -> None:
             if zone_id is not None
         ]
         if opened:
-            _execute(
+            prepared.rows(
                 f"INSERT INTO {stays} (asset_id, zone_id, entered_at, left_at) "  # noqa: S608  # nosec B608
                 "SELECT v.asset_id, v.zone_id, v.entered_at, NULL "
                 f"FROM {_unnest(OPENING_TYPES)} AS v(asset_id, zone_id, entered_at) "
@@ -198,7 +191,7 @@ def touch_last_seen(heard_only: dict[int, datetime]) -> None:
             )
         return
     rows = sorted(heard_only.items())
-    _execute(
+    prepared.rows(
         f"UPDATE {_table(AssetLocation)} AS l "  # noqa: S608  # nosec B608
         "SET last_seen_at = v.heard, presence = %s "
         f"FROM {_unnest(('bigint', 'timestamptz'))} AS v(asset_id, heard) "
@@ -215,7 +208,7 @@ def write_batteries(batteries: dict[str, float]) -> None:
         for tag, battery in batteries.items():
             Tag.objects.filter(tag_id=tag).update(battery_pct=battery)
         return
-    _execute(
+    prepared.rows(
         f"UPDATE {_table(Tag)} AS t SET battery_pct = v.battery "  # noqa: S608  # nosec B608
         f"FROM {_unnest(('text', 'double precision'))} AS v(tag_id, battery) "
         "WHERE t.tag_id = v.tag_id",
@@ -230,7 +223,7 @@ def asset_statuses(asset_ids: list[int]) -> dict[int, str]:
     if not set_based():
         return dict(Asset.objects.filter(pk__in=asset_ids).values_list("pk", "status"))
     return dict(
-        _execute(
+        prepared.rows(
             f"SELECT id, status FROM {_table(Asset)} WHERE id = ANY(%b::bigint[])",  # noqa: S608  # nosec B608
             [asset_ids],
         )
@@ -243,7 +236,7 @@ def add_scanner_activity(rows: list[tuple]) -> None:
     same statement (the first write after a deployment covers every gateway). Scanners deleted
     meanwhile are skipped."""
     health = _table(ScannerHealth)
-    _execute(
+    prepared.rows(
         f"INSERT INTO {health} AS h (scanner_id, online, agent_version, last_batch_at, "  # noqa: S608  # nosec B608
         "readings_accepted, readings_rejected, details) "
         "SELECT v.scanner_id, true, '', v.last_batch, v.accepted, v.rejected, '{}'::jsonb "
