@@ -4,12 +4,13 @@ Django's PostgreSQL cursors bind parameters on the client (psycopg's `ClientCurs
 statement reaches the server as new text, to be parsed and planned again, after psycopg has
 quoted every parameter in Python. On a path that runs the same few statements hundreds of times
 a second (a cold-chain upload: lock the state, insert the reading, update the state) preparing
-them saves about a quarter of PostgreSQL's CPU per upload and a tenth of the web process's
-(docs/cold-chain.md). A cursor of psycopg's own class on Django's connection binds server-side,
-and psycopg prepares a statement once its text has run `DATABASE_PREPARE_THRESHOLD` times on the
-connection (README, Configuration); the pooled connections keep them. The cursor is wrapped as
-Django wraps its own, so these statements still raise Django's database exceptions (the `503` of
-an unreachable database) and show in query logging and `CaptureQueriesContext`.
+them saved about a quarter of PostgreSQL's CPU per upload and a tenth of the web process's
+(means of four interleaved pairs, docs/cold-chain.md). A cursor of psycopg's own class on
+Django's connection binds server-side, and psycopg prepares a statement once its text has run
+`DATABASE_PREPARE_THRESHOLD` times on the connection (README, Configuration); the pooled
+connections keep them. The cursor is wrapped as Django wraps its own, so these statements still
+raise Django's database exceptions (the `503` of an unreachable database) and show in query
+logging and `CaptureQueriesContext`.
 """
 
 from __future__ import annotations
