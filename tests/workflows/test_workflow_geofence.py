@@ -147,6 +147,31 @@ def test_a_wheelchair_leaving_its_home_floor_alerts_and_clears_on_return(
 
 
 @pytest.mark.django_db
+def test_a_pump_leaving_its_building_alerts_but_not_when_it_changes_floor_inside_it():
+    pumps = AssetTypeFactory(slug="infusion-pump", name="Infusion pump")
+    ward = FloorFactory(name="Ward 5")
+    upstairs = FloorFactory(name="Ward 6", building=ward.building)
+    annex = FloorFactory(name="Annex 1")
+    room = ZoneFactory(floor=ward, name="Room 501", kind="room")
+    stairs_room = ZoneFactory(floor=upstairs, name="Room 601", kind="room")
+    annex_room = ZoneFactory(floor=annex, name="Annex store", kind="storage")
+    Geofence.objects.create(
+        name="Pumps stay in the main building",
+        event="exit",
+        scope="building",
+        building=ward.building,
+        asset_type=pumps,
+    )
+    pump = AssetFactory(name="Pump 12", asset_type=pumps)
+    now = timezone.now()
+    zones.on_zone_changes([ZoneChange(pump.pk, room.pk, now, stairs_room.pk, now, None)])
+    assert not Alert.objects.filter(kind=alerting.GEOFENCE_EXIT).exists()
+    zones.on_zone_changes([ZoneChange(pump.pk, stairs_room.pk, now, annex_room.pk, now, None)])
+    alert = Alert.objects.get(kind=alerting.GEOFENCE_EXIT)
+    assert alert.title == "Pump 12: Pumps stay in the main building"
+
+
+@pytest.mark.django_db
 def test_geofence_api_roles_and_validation(client, biomed, nurse, ward):
     body = {"name": "Leave building", "event": "exit", "scope": "building"}
     client.force_login(nurse)
