@@ -216,9 +216,8 @@ def _sensors_named(serials: list[str]) -> list[Sensor]:
 class _SensorsQuery:
     def __init__(self) -> None:
         self.joined = JoinedModels([(Sensor, "se")])
-        table = connection.ops.quote_name(Sensor._meta.db_table)
         self.sql = (
-            f"SELECT {self.joined.columns} FROM {table} se "  # noqa: S608  # nosec B608
+            f"SELECT {self.joined.columns} FROM {prepared.table(Sensor)} se "  # noqa: S608  # nosec B608
             "WHERE se.serial = ANY(%s::text[])"
         )
 

@@ -32,6 +32,11 @@ class _LoggedCursor(CursorDebugWrapper):
             yield
 
 
+def table(model) -> str:
+    """The model's table name, quoted for the statements written here and by the callers."""
+    return connection.ops.quote_name(model._meta.db_table)
+
+
 def cursor():
     """A server-side binding cursor on the default connection (PostgreSQL only)."""
     connection.ensure_connection()

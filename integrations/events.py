@@ -9,7 +9,6 @@ hooks cost nothing but a cached lookup.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import uuid
@@ -190,17 +189,6 @@ def _tell_listeners(listeners, before: dict, after: dict, left_at: dict) -> None
             log.exception("zone-change listener %r failed", listener)
 
 
-@functools.cache
-def _open_stays_sql() -> str:
-    from tracking.models import ZoneStay
-
-    table = connection.ops.quote_name(ZoneStay._meta.db_table)
-    return (
-        f"SELECT id, asset_id, zone_id, entered_at FROM {table} "  # noqa: S608  # nosec B608
-        "WHERE asset_id = ANY(%s::bigint[]) AND left_at IS NULL"
-    )
-
-
 class StayWatch:
     """Compares the open zone stays of some assets before and after the pipeline writes them,
     and emits entered/left events for the differences (writes are idempotent, so a replayed
@@ -223,7 +211,11 @@ class StayWatch:
         from tracking.models import ZoneStay
 
         if connection.vendor == "postgresql":
-            rows = prepared.rows(_open_stays_sql(), [self.asset_ids])
+            rows = prepared.rows(
+                f"SELECT id, asset_id, zone_id, entered_at FROM {prepared.table(ZoneStay)} "  # noqa: S608  # nosec B608
+                "WHERE asset_id = ANY(%s::bigint[]) AND left_at IS NULL",
+                [self.asset_ids],
+            )
         else:
             rows = ZoneStay.objects.filter(
                 asset_id__in=self.asset_ids, left_at__isnull=True

@@ -8,7 +8,6 @@ locations costs one query (the offline scanners), none when every scanner is onl
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -88,17 +87,12 @@ def zone_coverage() -> dict[int, frozenset[int]]:
     return _coverage[1]
 
 
-@functools.cache
-def _offline_scanners_sql() -> str:
-    table = connection.ops.quote_name(ScannerHealth._meta.db_table)
-    return f"SELECT scanner_id FROM {table} WHERE NOT online"  # noqa: S608  # nosec B608
-
-
 def offline_zone_ids() -> frozenset[int]:
     """Zones whose covering scanners are all offline (a scanner without a health row has never
     reported and is not judged: it contributed nothing to any estimate either)."""
     if connection.vendor == "postgresql":  # read per pipeline chunk: a prepared statement
-        offline = {scanner for (scanner,) in prepared.rows(_offline_scanners_sql(), [])}
+        sql = f"SELECT scanner_id FROM {prepared.table(ScannerHealth)} WHERE NOT online"  # noqa: S608  # nosec B608
+        offline = {scanner for (scanner,) in prepared.rows(sql, [])}
     else:
         offline = set(
             ScannerHealth.objects.filter(online=False).values_list("scanner_id", flat=True)

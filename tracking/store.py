@@ -64,10 +64,6 @@ def set_based() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
 def _unnest(types: tuple[str, ...]) -> str:
     """Typed arrays in psycopg's binary format (`%b`): the text format quotes every element in
     Python, and for a chunk's thousands of values that was most of the write's client CPU."""
@@ -99,7 +95,7 @@ def upsert_locations(rows: list[tuple]) -> None:
         return
     updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in names[1:])
     prepared.rows(
-        f"INSERT INTO {_table(AssetLocation)} ({', '.join(names)}) "  # noqa: S608  # nosec B608
+        f"INSERT INTO {prepared.table(AssetLocation)} ({', '.join(names)}) "  # noqa: S608  # nosec B608
         f"SELECT * FROM {_unnest(LOCATION_TYPES)} "
         f"ON CONFLICT (asset_id) DO UPDATE SET {updates}",
         _columns(rows, LOCATION_TYPES),
@@ -119,7 +115,7 @@ def insert_samples(rows: list[tuple]) -> None:
         )
         return
     prepared.rows(
-        f"INSERT INTO {_table(PositionSample)} ({', '.join(names)}) "  # noqa: S608  # nosec B608
+        f"INSERT INTO {prepared.table(PositionSample)} ({', '.join(names)}) "  # noqa: S608  # nosec B608
         f"SELECT * FROM {_unnest(SAMPLE_TYPES)} ON CONFLICT DO NOTHING",
         _columns(rows, SAMPLE_TYPES),
     )
@@ -143,7 +139,7 @@ def write_stays(zone_changes: list[tuple[int, datetime, int | None]]) -> None:
         if position == len(rounds):
             rounds.append([])
         rounds[position].append(change)
-    stays = _table(ZoneStay)
+    stays = prepared.table(ZoneStay)
     for changes in rounds:
         prepared.rows(
             f"UPDATE {stays} AS s SET left_at = v.moment "  # noqa: S608  # nosec B608
@@ -192,7 +188,7 @@ def touch_last_seen(heard_only: dict[int, datetime]) -> None:
         return
     rows = sorted(heard_only.items())
     prepared.rows(
-        f"UPDATE {_table(AssetLocation)} AS l "  # noqa: S608  # nosec B608
+        f"UPDATE {prepared.table(AssetLocation)} AS l "  # noqa: S608  # nosec B608
         "SET last_seen_at = v.heard, presence = %s "
         f"FROM {_unnest(('bigint', 'timestamptz'))} AS v(asset_id, heard) "
         "WHERE l.asset_id = v.asset_id AND l.last_seen_at < v.heard",
@@ -209,7 +205,7 @@ def write_batteries(batteries: dict[str, float]) -> None:
             Tag.objects.filter(tag_id=tag).update(battery_pct=battery)
         return
     prepared.rows(
-        f"UPDATE {_table(Tag)} AS t SET battery_pct = v.battery "  # noqa: S608  # nosec B608
+        f"UPDATE {prepared.table(Tag)} AS t SET battery_pct = v.battery "  # noqa: S608  # nosec B608
         f"FROM {_unnest(('text', 'double precision'))} AS v(tag_id, battery) "
         "WHERE t.tag_id = v.tag_id",
         _columns(sorted(batteries.items()), BATTERY_TYPES),
@@ -224,7 +220,7 @@ def asset_statuses(asset_ids: list[int]) -> dict[int, str]:
         return dict(Asset.objects.filter(pk__in=asset_ids).values_list("pk", "status"))
     return dict(
         prepared.rows(
-            f"SELECT id, status FROM {_table(Asset)} WHERE id = ANY(%b::bigint[])",  # noqa: S608  # nosec B608
+            f"SELECT id, status FROM {prepared.table(Asset)} WHERE id = ANY(%b::bigint[])",  # noqa: S608  # nosec B608
             [asset_ids],
         )
     )
@@ -235,13 +231,13 @@ def add_scanner_activity(rows: list[tuple]) -> None:
     batch time or None), marking them online; a scanner without a health row gets one, in the
     same statement (the first write after a deployment covers every gateway). Scanners deleted
     meanwhile are skipped."""
-    health = _table(ScannerHealth)
+    health = prepared.table(ScannerHealth)
     prepared.rows(
         f"INSERT INTO {health} AS h (scanner_id, online, agent_version, last_batch_at, "  # noqa: S608  # nosec B608
         "readings_accepted, readings_rejected, details) "
         "SELECT v.scanner_id, true, '', v.last_batch, v.accepted, v.rejected, '{}'::jsonb "
         f"FROM {_unnest(ACTIVITY_TYPES)} AS v(scanner_id, accepted, rejected, last_batch) "
-        f"JOIN {_table(Scanner)} AS s ON s.id = v.scanner_id "
+        f"JOIN {prepared.table(Scanner)} AS s ON s.id = v.scanner_id "
         "ON CONFLICT (scanner_id) DO UPDATE SET online = true, "
         "readings_accepted = h.readings_accepted + EXCLUDED.readings_accepted, "
         "readings_rejected = h.readings_rejected + EXCLUDED.readings_rejected, "

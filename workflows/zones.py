@@ -4,7 +4,6 @@ zone rules change statuses, geofences raise or clear alerts, par levels are re-c
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -25,31 +24,16 @@ from workflows.status import apply_rule
 log = logging.getLogger("wardwise.workflows")
 
 
-@functools.cache
-def _places_sql() -> str:
-    zone = connection.ops.quote_name(Zone._meta.db_table)
-    floor = connection.ops.quote_name(Floor._meta.db_table)
-    return (
-        f"SELECT z.id, z.kind, z.floor_id, f.building_id, z.name FROM {zone} z "  # noqa: S608  # nosec B608
-        f"JOIN {floor} f ON f.id = z.floor_id WHERE z.id = ANY(%s::bigint[])"
-    )
-
-
-@functools.cache
-def _assets_sql() -> str:
-    table = connection.ops.quote_name(Asset._meta.db_table)
-    return (
-        f"SELECT id, status, asset_type_id, name FROM {table} "  # noqa: S608  # nosec B608
-        "WHERE id = ANY(%s::bigint[])"
-    )
-
-
 def places(zone_ids) -> dict[int, tuple[geofence.Place, str]]:
     """(place, zone name) of each zone id. Read for every pipeline chunk with zone changes: on
     PostgreSQL one prepared statement instead of an ORM query compiled each time."""
     ids = sorted({z for z in zone_ids if z is not None})
     if connection.vendor == "postgresql":
-        rows = prepared.rows(_places_sql(), [ids])
+        rows = prepared.rows(
+            f"SELECT z.id, z.kind, z.floor_id, f.building_id, z.name FROM {prepared.table(Zone)} z "  # noqa: S608  # nosec B608
+            f"JOIN {prepared.table(Floor)} f ON f.id = z.floor_id WHERE z.id = ANY(%s::bigint[])",
+            [ids],
+        )
     else:
         rows = Zone.objects.filter(pk__in=ids).values_list(
             "pk", "kind", "floor_id", "floor__building_id", "name"
@@ -67,7 +51,11 @@ def on_zone_changes(changes) -> None:
         return
     asset_ids = sorted({c.asset_id for c in changes})
     if connection.vendor == "postgresql":  # per pipeline chunk with zone changes: prepared
-        rows = prepared.rows(_assets_sql(), [asset_ids])
+        rows = prepared.rows(
+            f"SELECT id, status, asset_type_id, name FROM {prepared.table(Asset)} "  # noqa: S608  # nosec B608
+            "WHERE id = ANY(%s::bigint[])",
+            [asset_ids],
+        )
     else:
         rows = Asset.objects.filter(pk__in=asset_ids).values_list(
             "pk", "status", "asset_type_id", "name"
