@@ -16,8 +16,6 @@ from environment.validation import EnvelopeError, validate_environment_batch
 from hospital.devices import DeviceView, IsSensorOrScannerDevice
 from tracking.views import ErrorBody, IngestResult, bad_request, read_body
 
-MAX_READINGS = 5000
-
 
 class EnvironmentIngestView(DeviceView):
     permission_classes = [IsSensorOrScannerDevice]
@@ -49,8 +47,11 @@ class EnvironmentIngestView(DeviceView):
         device = request.user
         now = timezone.now()
         try:
-            body = read_body(request, settings.WARDWISE["MAX_BODY_BYTES"])
-            batch = validate_environment_batch(body, now=now.timestamp(), max_readings=MAX_READINGS)
+            limits = settings.WARDWISE
+            body = read_body(request, limits["MAX_BODY_BYTES"])
+            batch = validate_environment_batch(
+                body, now=now.timestamp(), max_readings=limits["MAX_BATCH_READINGS"]
+            )
         except EnvelopeError as exc:
             return bad_request(str(exc))
         sensors = ingest.authorize(batch, sensor=device.sensor, scanner=device.scanner)

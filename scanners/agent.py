@@ -61,6 +61,8 @@ class Agent:
             backoff_base_s=config.upload.backoff_base_s,
             backoff_max_s=config.upload.backoff_max_s,
             retry_after_max_s=config.upload.retry_after_max_s,
+            max_upload_readings=config.upload.max_readings,
+            max_upload_bytes=config.upload.max_bytes,
         )
         self.rfid_reader = rfid_reader
         self.ble_source = None

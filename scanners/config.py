@@ -95,6 +95,8 @@ class UploadConfig:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 300.0
     retry_after_max_s: float = 3600.0
+    max_readings: int = 2000
+    max_bytes: int = 512 * 1024
 
 
 @dataclass
@@ -266,6 +268,8 @@ def validate(config: AgentConfig) -> None:
         raise ConfigError("rfid.host: required when rfid.enabled = true")
     if config.batching.interval_ms <= 0 or config.batching.max_readings <= 0:
         raise ConfigError("batching: interval_ms and max_readings must be positive")
+    if config.upload.max_readings <= 0 or config.upload.max_bytes <= 0:
+        raise ConfigError("upload: max_readings and max_bytes must be positive")
     if config.aggregation.interval_ms <= 0:
         raise ConfigError("aggregation.interval_ms: must be positive")
     if config.aggregation.statistic not in ("median", "max"):

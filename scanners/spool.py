@@ -3,6 +3,11 @@
 Batches, not single readings, are stored: a batch keeps its id across restarts, so a resend after
 a lost `202` carries the same id and the server does not count it twice.
 
+A backlog (after an outage, or behind a slow server) goes up as uploads of several batches of one
+kind each, so a gateway catches up in a few requests instead of one request per second of backlog.
+An upload's id and members are written to the spool before it is first sent and never change
+after that (only eviction can shrink it), so its resends are recognised as well.
+
 Durability: WAL with `synchronous=FULL` fsyncs the log at every commit, so a batch that `put`
 returned is on stable storage and survives power loss, not only a process crash (`NORMAL` in WAL
 mode may lose the last commits on power loss). A commit happens once per batch (about once a
@@ -18,6 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +38,8 @@ CREATE TABLE IF NOT EXISTS batches (
     readings INTEGER NOT NULL,
     size INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    upload_id TEXT
 );
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
@@ -61,6 +68,36 @@ class SpooledBatch:
     @property
     def count(self) -> int:
         return len(self.readings)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What one request sends: one spooled batch under its own id, or several under a new one."""
+
+    upload_id: str
+    kind: str
+    readings: list[dict]
+    seqs: tuple[int, ...]
+    attempts: int
+
+    @property
+    def count(self) -> int:
+        return len(self.readings)
+
+    @property
+    def merged(self) -> bool:
+        return len(self.seqs) > 1
+
+
+class _Member(NamedTuple):
+    seq: int
+    batch_id: str
+    kind: str
+    attempts: int
+    readings: int
+    size: int
+    upload_id: str | None
+    body: str
 
 
 @dataclass(frozen=True)
@@ -100,6 +137,9 @@ class Spool:
                     sidecar.rename(Path(f"{quarantine}{suffix}"))
             return self._open()
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
+        if "upload_id" not in columns:
+            conn.execute("ALTER TABLE batches ADD COLUMN upload_id TEXT")
         return conn
 
     def put(self, kind: str, readings: list[dict], batch_id: str | None = None) -> str:
@@ -173,29 +213,108 @@ class Spool:
             for seq, batch_id, kind, created, body, attempts in rows
         ]
 
-    def mark_attempt(self, seq: int) -> None:
-        with self._lock:
-            self._conn.execute("UPDATE batches SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+    def next_upload(self, max_readings: int, max_bytes: int) -> Upload | None:
+        """The oldest batch, with the never-sent batches of its kind behind it up to the limits.
 
-    def remove(self, seq: int, counter: str | None = None) -> None:
-        """Delete a batch once the server took it (or refused it for good, counted in `counter`)."""
+        A batch already sent alone is resent alone, and an upload already formed is resent whole,
+        under the same id: the server may have stored it and only the answer been lost."""
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute(
-                    "SELECT readings, size FROM batches WHERE seq = ?", (seq,)
-                ).fetchone()
-                if row is not None:
-                    conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
-                    if counter:
-                        self._bump_locked(counter, row[0])
+                members = self._upload_members_locked(max_readings, max_bytes)
+                if not members:
+                    conn.execute("COMMIT")
+                    return None
+                head = members[0]
+                if head.upload_id is not None:
+                    upload_id = head.upload_id
+                elif len(members) == 1:
+                    upload_id = head.batch_id
+                else:
+                    upload_id = uuid.uuid4().hex
+                    conn.executemany(
+                        "UPDATE batches SET upload_id = ? WHERE seq = ?",
+                        [(upload_id, member.seq) for member in members],
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 self._rollback_locked()
                 raise
-            if row is not None:
-                self._bytes -= row[1]
+        return Upload(
+            upload_id=upload_id,
+            kind=head.kind,
+            readings=[reading for member in members for reading in json.loads(member.body)],
+            seqs=tuple(member.seq for member in members),
+            attempts=max(member.attempts for member in members),
+        )
+
+    def _upload_members_locked(self, max_readings: int, max_bytes: int) -> list[_Member]:
+        columns = "SELECT seq, batch_id, kind, attempts, readings, size, upload_id, body"
+        columns += " FROM batches"
+        head = self._conn.execute(columns + " ORDER BY seq LIMIT 1").fetchone()
+        if head is None:
+            return []
+        head = _Member(*head)
+        if head.upload_id is not None:
+            rows = self._conn.execute(
+                columns + " WHERE upload_id = ? ORDER BY seq", (head.upload_id,)
+            ).fetchall()
+            return [_Member(*row) for row in rows]
+        if head.attempts > 0:
+            return [head]
+        members = [head]
+        readings, size = head.readings, head.size
+        for row in self._conn.execute(
+            columns + " WHERE kind = ? AND seq > ? ORDER BY seq", (head.kind, head.seq)
+        ):
+            member = _Member(*row)
+            if member.attempts > 0 or member.upload_id is not None:
+                break
+            if readings + member.readings > max_readings or size + member.size > max_bytes:
+                break
+            members.append(member)
+            readings += member.readings
+            size += member.size
+        return members
+
+    def dissolve(self, upload: Upload) -> None:
+        """Send an upload's batches one by one from now on, each under its own id (it was refused
+        whole, so the server stored none of it)."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE batches SET upload_id = NULL WHERE upload_id = ?", (upload.upload_id,)
+            )
+
+    def mark_attempt(self, *seqs: int) -> None:
+        with self._lock:
+            self._conn.executemany(
+                "UPDATE batches SET attempts = attempts + 1 WHERE seq = ?", [(seq,) for seq in seqs]
+            )
+
+    def remove(self, *seqs: int, counter: str | None = None) -> None:
+        """Delete batches once the server took them (or refused them for good, counted in
+        `counter`), in one transaction."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            freed = 0
+            try:
+                for seq in seqs:
+                    row = conn.execute(
+                        "SELECT readings, size FROM batches WHERE seq = ?", (seq,)
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+                    if counter:
+                        self._bump_locked(counter, row[0])
+                    freed += row[1]
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback_locked()
+                raise
+            self._bytes -= freed
 
     def bump(self, name: str, amount: int = 1) -> None:
         with self._lock:

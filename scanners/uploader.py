@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin
 
 from scanners import __version__
-from scanners.spool import Spool, SpooledBatch
+from scanners.spool import Spool, Upload
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,10 @@ def count_rejected(body, submitted: int) -> int:
 
 
 class Uploader:
-    """Drains the spool oldest-first; `step()` does one attempt and says how long to wait."""
+    """Drains the spool oldest-first; `step()` does one attempt and says how long to wait.
+
+    A request carries up to `max_upload_readings` readings and `max_upload_bytes` of them (below
+    the server's defaults of 5,000 and 1 MiB), gathered from the spooled batches of one kind."""
 
     def __init__(
         self,
@@ -150,9 +153,13 @@ class Uploader:
         token_fingerprint: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        max_upload_readings: int = 2000,
+        max_upload_bytes: int = 512 * 1024,
     ):
         self.spool = spool
         self.client = client
+        self.max_upload_readings = max_upload_readings
+        self.max_upload_bytes = max_upload_bytes
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.retry_after_max_s = retry_after_max_s
@@ -177,34 +184,34 @@ class Uploader:
         if self.auth_failed and not self._token_changed():
             self._alert_auth()
             return TOKEN_RECHECK_S
-        batches = self.spool.peek(1)
-        if not batches:
+        upload = self.spool.next_upload(self.max_upload_readings, self.max_upload_bytes)
+        if upload is None:
             return 1.0
-        batch = batches[0]
-        return self._send(batch)
+        return self._send(upload)
 
-    def _send(self, batch: SpooledBatch) -> float:
-        self.spool.mark_attempt(batch.seq)
-        envelope = {"batch": batch.batch_id, "readings": batch.readings}
+    def _send(self, upload: Upload) -> float:
+        self.spool.mark_attempt(*upload.seqs)
+        envelope = {"batch": upload.upload_id, "readings": upload.readings}
         try:
-            response = self.client.post_json(ENDPOINTS[batch.kind], envelope)
+            response = self.client.post_json(ENDPOINTS[upload.kind], envelope)
         except TransportError as error:
             return self._retry(f"{error.kind}: {error}", None)
         status = response.status
         if 200 <= status < 300:
-            rejected = count_rejected(response.json(), batch.count)
+            rejected = count_rejected(response.json(), upload.count)
             if rejected:
                 self.spool.bump("rejected_readings", rejected)
                 log.warning(
                     "server rejected %d of %d readings in batch %s: %s",
                     rejected,
-                    batch.count,
-                    batch.batch_id,
+                    upload.count,
+                    upload.upload_id,
                     response.body[:500].decode(errors="replace"),
                 )
-            self.spool.remove(batch.seq)
-            self.spool.bump("uploaded_readings", batch.count - rejected)
-            self.spool.bump("uploaded_batches", 1)
+            self.spool.remove(*upload.seqs)
+            self.spool.bump("uploaded_readings", upload.count - rejected)
+            self.spool.bump("uploaded_batches", len(upload.seqs))
+            self.spool.bump("upload_requests", 1)
             self.failures = 0
             self.last_error = None
             self.last_success_ts = self.clock()
@@ -220,18 +227,37 @@ class Uploader:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
             return self._retry(f"HTTP {status}", retry_after)
         if 400 <= status < 500 and status not in (408, 425):
-            self.spool.remove(batch.seq, counter="poison_readings")
-            self.spool.bump("poison_batches", 1)
-            log.error(
-                "server refused batch %s (%s, %d readings) with HTTP %d, dropping it: %s",
-                batch.batch_id,
-                batch.kind,
-                batch.count,
+            return self._refused(upload, status, response)
+        return self._retry(f"HTTP {status}", None)
+
+    def _refused(self, upload: Upload, status: int, response: HttpResponse) -> float:
+        """A refusal stores nothing. Several batches sent together go again one by one, so a
+        server with a lower size limit than ours, or one bad batch, costs no good batch."""
+        reason = response.body[:500].decode(errors="replace")
+        if upload.merged:
+            self.spool.dissolve(upload)
+            self.spool.bump("split_uploads", 1)
+            log.warning(
+                "server refused upload %s (%d batches, %d readings) with HTTP %d; sending its "
+                "batches one by one: %s",
+                upload.upload_id,
+                len(upload.seqs),
+                upload.count,
                 status,
-                response.body[:500].decode(errors="replace"),
+                reason,
             )
             return 0.0
-        return self._retry(f"HTTP {status}", None)
+        self.spool.remove(*upload.seqs, counter="poison_readings")
+        self.spool.bump("poison_batches", 1)
+        log.error(
+            "server refused batch %s (%s, %d readings) with HTTP %d, dropping it: %s",
+            upload.upload_id,
+            upload.kind,
+            upload.count,
+            status,
+            reason,
+        )
+        return 0.0
 
     def _retry(self, reason: str, retry_after: float | None) -> float:
         self.failures += 1

@@ -44,6 +44,40 @@ def test_remove_and_counters_persist(tmp_path):
     assert reopened.counters() == {"poison_readings": 5, "uploaded_readings": 7}
 
 
+def test_an_upload_keeps_its_id_and_members_across_a_restart(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    spool = Spool(path)
+    spool.put("rssi", readings(2))
+    spool.put("rssi", readings(3))
+    formed = spool.next_upload(max_readings=100, max_bytes=100_000)
+    spool.mark_attempt(*formed.seqs)
+    spool.close()
+    reopened = Spool(path)
+    reopened.put("rssi", readings(1))
+    again = reopened.next_upload(max_readings=100, max_bytes=100_000)
+    assert (again.upload_id, again.seqs, again.count) == (formed.upload_id, formed.seqs, 5)
+    assert again.attempts == 1
+    reopened.remove(*again.seqs)
+    assert reopened.depth().readings == 1
+
+
+def test_a_spool_written_before_uploads_were_merged_opens_and_drains(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, batch_id TEXT NOT NULL"
+        " UNIQUE, kind TEXT NOT NULL, created REAL NOT NULL, readings INTEGER NOT NULL, size"
+        " INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, body TEXT NOT NULL);"
+        "INSERT INTO batches (batch_id, kind, created, readings, size, attempts, body) VALUES"
+        " ('sent-once', 'rssi', 0, 1, 2, 1, '[{}]'), ('never-sent', 'rssi', 0, 1, 2, 0, '[{}]');"
+    )
+    old.commit()
+    old.close()
+    spool = Spool(path)
+    upload = spool.next_upload(max_readings=100, max_bytes=100_000)
+    assert (upload.upload_id, upload.count) == ("sent-once", 1)
+
+
 def test_bounded_size_evicts_oldest_rssi_first_and_counts(tmp_path):
     spool = Spool(tmp_path / "s.sqlite3", max_bytes=64 * 1024)
     environment_id = spool.put("environment", [{"sensor": "f", "ts": "t", "temperature_c": 4}])

@@ -1,16 +1,28 @@
-"""End to end: the scanner agent uploads to the real ingestion API, and a position comes out."""
+"""End to end: the scanner agent uploads to the real ingestion API, and a position comes out;
+a spooled backlog of relayed cold-chain readings is stored whole."""
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connections
 from scanner_fakes import FakeLlrpReader, tag_report_epc96
 
+from environment.models import EnvironmentReading
 from hospital.devices import issue_token
 from scanners.agent import Agent
 from scanners.config import load_config
-from tests.factories import AssetFactory, FloorFactory, ScannerFactory, TagFactory, ZoneFactory
+from scanners.spool import Spool
+from scanners.uploader import HttpClient, Uploader
+from tests.factories import (
+    AssetFactory,
+    ColdChainSensorFactory,
+    FloorFactory,
+    ScannerFactory,
+    TagFactory,
+    ZoneFactory,
+)
 from tracking import bus, pipeline
 from tracking.models import AssetLocation, ScannerHealth
 
@@ -88,3 +100,53 @@ def drain_and_check(asset) -> bool:
         return AssetLocation.objects.filter(asset=asset).exists()
     finally:
         connections.close_all()
+
+
+def relayed_reading(sensor: str, seconds_ago: float, temperature: float = 4.0) -> dict:
+    moment = datetime.now(tz=UTC) - timedelta(seconds=seconds_ago)
+    return {"sensor": sensor, "ts": moment.isoformat(), "temperature_c": temperature}
+
+
+@pytest.fixture
+def relaying_gateway(settings):
+    settings.WARDWISE = {**settings.WARDWISE, "DEVICE_RATE_PER_S": 1_000}
+    gateway = ScannerFactory(serial="gw-cold-room")
+    sensor = ColdChainSensorFactory(serial="fridge-relayed-1", gateway=gateway)
+    return sensor, issue_token(scanner=gateway)
+
+
+def test_a_gateways_backlog_is_stored_whole_in_one_request(live_server, relaying_gateway, tmp_path):
+    sensor, token = relaying_gateway
+    spool = Spool(tmp_path / "spool.sqlite3")
+    for second in range(30):
+        spool.put("environment", [relayed_reading(sensor.serial, 60 - second)])
+    spool.put("environment", [relayed_reading("not-relayed-here", 20)])
+    uploader = Uploader(spool, HttpClient(live_server.url, lambda: token))
+
+    assert uploader.step() == 0.0
+
+    assert EnvironmentReading.objects.filter(sensor=sensor).count() == 30
+    assert spool.depth().batches == 0
+    counters = spool.counters()
+    assert (counters["upload_requests"], counters["uploaded_batches"]) == (1, 31)
+    assert (counters["uploaded_readings"], counters["rejected_readings"]) == (30, 1)
+
+
+def test_a_server_with_a_lower_batch_limit_still_gets_every_reading(
+    live_server, relaying_gateway, settings, tmp_path
+):
+    sensor, token = relaying_gateway
+    settings.WARDWISE = {**settings.WARDWISE, "MAX_BATCH_READINGS": 10}
+    spool = Spool(tmp_path / "spool.sqlite3")
+    for second in range(12):
+        spool.put("environment", [relayed_reading(sensor.serial, 60 - second)])
+    uploader = Uploader(spool, HttpClient(live_server.url, lambda: token))
+
+    for _ in range(13):
+        assert uploader.step() == 0.0
+
+    assert EnvironmentReading.objects.filter(sensor=sensor).count() == 12
+    counters = spool.counters()
+    assert counters["split_uploads"] == 1
+    assert counters["uploaded_readings"] == 12
+    assert "poison_readings" not in counters

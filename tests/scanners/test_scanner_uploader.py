@@ -1,5 +1,6 @@
 """Uploader against a real HTTP server on 127.0.0.1 that fails in each way the issue lists."""
 
+import json
 import logging
 import random
 import socket
@@ -71,7 +72,7 @@ def test_rejected_readings_in_202_are_counted(server, spool):
 def test_400_drops_the_poison_batch_and_goes_on(server, spool):
     server.script(RSSI, Scripted(400, {"error": "readings: not a list"}))
     spool.put("rssi", [reading(0)] * 3)
-    spool.put("rssi", [reading(1)])
+    spool.put("environment", [{"sensor": "fridge-1", "ts": "t", "temperature_c": 4.5}])
     uploader = make_uploader(spool, server.url)
     assert uploader.step() == 0.0
     assert uploader.step() == 0.0
@@ -80,6 +81,96 @@ def test_400_drops_the_poison_batch_and_goes_on(server, spool):
     assert counters["poison_readings"] == 3
     assert counters["poison_batches"] == 1
     assert counters["uploaded_readings"] == 1
+
+
+def drain(uploader, steps: int = 50) -> None:
+    for _ in range(steps):
+        if uploader.spool.depth().batches == 0:
+            return
+        uploader.step()
+    raise AssertionError("the spool did not drain")
+
+
+def test_a_backlog_goes_up_in_one_request_per_kind_in_order(server, spool):
+    rssi_ids = []
+    for second in range(5):
+        rssi_ids.append(spool.put("rssi", [reading(second), reading(second + 10)]))
+        if second % 2:
+            fridge = {"sensor": "fridge-1", "ts": str(second), "temperature_c": 4}
+            spool.put("environment", [fridge])
+    drain(make_uploader(spool, server.url))
+    (rssi,) = server.posted(RSSI)
+    assert rssi["body"]["readings"] == [reading(i + j) for i in range(5) for j in (0, 10)]
+    assert rssi["body"]["batch"] not in rssi_ids
+    (environment,) = server.posted(ENV)
+    assert [r["ts"] for r in environment["body"]["readings"]] == ["1", "3"]
+    counters = spool.counters()
+    assert counters["uploaded_batches"] == 7
+    assert counters["upload_requests"] == 2
+    assert counters["uploaded_readings"] == 12
+
+
+def test_requests_stay_within_the_reading_and_byte_limits(server, spool):
+    for second in range(7):
+        spool.put("rssi", [reading(second), reading(second)])
+    uploader = make_uploader(spool, server.url, max_upload_readings=5)
+    drain(uploader)
+    assert [len(r["body"]["readings"]) for r in server.posted(RSSI)] == [4, 4, 4, 2]
+    one_batch_bytes = len(json.dumps([reading(0), reading(0)], separators=(",", ":")))
+    spool.put("rssi", [reading(0), reading(0)])
+    spool.put("rssi", [reading(0), reading(0)])
+    drain(make_uploader(spool, server.url, max_upload_bytes=one_batch_bytes + 10))
+    assert [len(r["body"]["readings"]) for r in server.posted(RSSI)[4:]] == [2, 2]
+
+
+def test_a_batch_larger_than_the_limit_still_goes_alone(server, spool):
+    spool.put("rssi", [reading(i) for i in range(8)])
+    spool.put("rssi", [reading(0)])
+    drain(make_uploader(spool, server.url, max_upload_readings=5))
+    assert [len(r["body"]["readings"]) for r in server.posted(RSSI)] == [8, 1]
+
+
+def test_a_merged_upload_refused_whole_goes_again_batch_by_batch(server, spool):
+    """A refusal stores nothing, so each batch can go under its own id without loss or double
+    counting: a server with a lower size limit than the agent's costs no reading."""
+    server.script(RSSI, Scripted(400, {"error": "too many readings"}))
+    ids = [spool.put("rssi", [reading(i)]) for i in range(3)]
+    uploader = make_uploader(spool, server.url)
+    drain(uploader)
+    first, *others = server.posted(RSSI)
+    assert len(first["body"]["readings"]) == 3
+    assert [r["body"]["batch"] for r in others] == ids
+    counters = spool.counters()
+    assert counters["split_uploads"] == 1
+    assert counters["uploaded_readings"] == 3
+    assert "poison_readings" not in counters
+
+
+def test_a_merged_upload_is_resent_whole_under_its_id_after_a_lost_202(server, spool):
+    server.script(RSSI, Scripted(202, drop_connection=True))
+    spool.put("rssi", [reading(0)])
+    spool.put("rssi", [reading(1)])
+    uploader = make_uploader(spool, server.url)
+    assert uploader.step() > 0
+    later = spool.put("rssi", [reading(2)])
+    assert uploader.step() == 0.0
+    assert uploader.step() == 0.0
+    sent, resent, last = server.posted(RSSI)
+    assert resent["body"] == sent["body"]
+    assert len(sent["body"]["readings"]) == 2
+    assert last["body"] == {"batch": later, "readings": [reading(2)]}
+
+
+def test_a_batch_already_sent_alone_is_never_merged(spool):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    first = spool.put("rssi", [reading(0)])
+    uploader = make_uploader(spool, f"http://127.0.0.1:{port}")
+    assert uploader.step() > 0
+    spool.put("rssi", [reading(1)])
+    upload = spool.next_upload(max_readings=100, max_bytes=10_000)
+    assert (upload.upload_id, upload.count) == (first, 1)
 
 
 def test_401_stops_uploads_keeps_spool_and_resumes_on_new_token(server, spool, tmp_path, caplog):
