@@ -163,7 +163,10 @@ async def sensor_loop(session, config, index, serial, token, tally: Tally) -> No
 async def gateway_loop(session, config, gateway, token, members, tally: Tally) -> None:
     """A scanner agent relaying its sensors (`--relay`): every `batch_s` at its own phase, the
     readings its sensors took since its last batch go in one request with a batch id, as the
-    agent's batcher sends them. `members`: (index, serial) of its sensors."""
+    agent's batcher sends them. A gateway that fell behind (its last answer took longer than
+    `batch_s`) sends the batches it spooled meanwhile in one request, as the agent's uploader
+    does (its limit of 2,000 readings is far above what 25 sensors take in a few seconds).
+    `members`: (index, serial) of its sensors."""
     interval, batch_s = config["interval_s"], config["batch_s"]
     start = config["start_at"]
     end = start + config["duration_s"]
@@ -189,6 +192,11 @@ async def gateway_loop(session, config, gateway, token, members, tally: Tally) -
         delay = due - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        while (following := start + tick_phase + tick * batch_s) <= time.time():
+            if following >= end + batch_s:
+                break
+            due = following
+            tick += 1
         readings, attempts = [], []
         for position, (serial, first, offset, rng) in enumerate(sensors):
             while True:

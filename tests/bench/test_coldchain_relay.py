@@ -22,10 +22,11 @@ CONFIG = {
 
 
 class _Answer:
-    def __init__(self, status: int, body: dict) -> None:
-        self.status, self.body = status, body
+    def __init__(self, status: int, body: dict, delay_s: float = 0.0) -> None:
+        self.status, self.body, self.delay_s = status, body, delay_s
 
     async def __aenter__(self):
+        await asyncio.sleep(self.delay_s)
         return self
 
     async def __aexit__(self, *exc):
@@ -39,19 +40,21 @@ class FakeServer:
     """Answers like the ingestion endpoint; refuses every third batch, and rejects the first
     reading of every batch it accepts."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer_s: float = 0.0) -> None:
         self.batches: list[dict] = []
+        self.answer_s = answer_s
 
     def post(self, url, data, headers):
         batch = json.loads(data)
         self.batches.append(batch)
         if len(self.batches) % 3 == 0:
-            return _Answer(503, {"detail": "try later"})
+            return _Answer(503, {"detail": "try later"}, self.answer_s)
         readings = batch["readings"]
         rejected = [{"index": 0, "reason": "test"}]
         return _Answer(
             202,
             {"accepted": len(readings) - 1, "duplicates": 0, "rejected": rejected},
+            self.answer_s,
         )
 
 
@@ -82,3 +85,14 @@ def test_only_readings_of_answered_batches_that_were_not_rejected_are_acknowledg
     ]
     assert sorted(tally.acknowledged) == sorted(expected)
     assert tally.refused == len(server.batches) // 3
+
+
+def test_a_gateway_behind_a_slow_server_sends_its_backlog_together():
+    """Answers take 3.5 batch periods: the batches spooled meanwhile go in the next request, as
+    the scanner agent's uploader sends them, instead of one request per batch period."""
+    server, tally = FakeServer(answer_s=0.35), Tally()
+    run_gateway(server, tally)
+    sent = [(r["sensor"], r["ts"]) for batch in server.batches for r in batch["readings"]]
+    assert len(sent) == len(set(sent)) == tally.sent == 3 * 5
+    assert len(server.batches) <= 5
+    assert max(len(batch["readings"]) for batch in server.batches) >= 3
