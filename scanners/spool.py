@@ -140,6 +140,10 @@ class Spool:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
         if "upload_id" not in columns:
             conn.execute("ALTER TABLE batches ADD COLUMN upload_id TEXT")
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS batches_by_upload ON batches (upload_id)"
+            " WHERE upload_id IS NOT NULL"
+        )
         return conn
 
     def put(self, kind: str, readings: list[dict], batch_id: str | None = None) -> str:
