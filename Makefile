@@ -13,7 +13,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wardwise
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 DEMO_PORT ?= 8000
 
-.PHONY: install node demo test lint security format services bench bench-accuracy bench-worker bench-ingest bench-coldchain migrate apt screenshots clean
+.PHONY: install node demo test lint security format services bench bench-accuracy bench-worker bench-ingest bench-coldchain bench-catchup migrate apt screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +88,10 @@ bench-ingest: $(STAMP) services
 ## Cold chain under load: 2,000 sensors every 10 s plus RSSI load; see docs/cold-chain.md.
 bench-coldchain: $(STAMP) services
 	$(BIN)/python -m bench.coldchain $(BENCH_COLDCHAIN_ARGS)
+
+## A gateway's spooled hour of outage drained by the scanner agent's uploader; see docs/scanner-agent.md.
+bench-catchup: $(STAMP) services
+	$(BIN)/python -m bench.catchup
 
 clean:
 	rm -rf $(VENV) node_modules var staticfiles .pytest_cache .ruff_cache
