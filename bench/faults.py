@@ -338,7 +338,7 @@ def spool_fault() -> dict:
 
 def run(args) -> dict:
     os.environ.update(load.stack_env(args))
-    prepared = coldchain.prepare(argparse.Namespace(**{**vars(args), "sensors": args.sensors}))
+    prepared = coldchain.prepare(argparse.Namespace(**{**vars(args), "relay": False}))
     workdir = Path(tempfile.mkdtemp(prefix="wardwise-faults-"))
     stack = load.Stack(args, workdir)
     stack.start()
