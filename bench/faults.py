@@ -70,8 +70,9 @@ def parse_args(argv):
     # What bench.load / bench.coldchain's prepare and Stack read.
     args.bench_db, args.redis_db = "wardwise_faults", 6
     args.floors, args.rooms_per_side, args.tags = 1, 6, 60
-    args.interval, args.alarm_delay_s = 10.0, 20.0
+    args.interval, args.alarm_delay_s, args.relay = 10.0, 20.0, False
     args.server, args.web_procs, args.workers, args.env = "uvicorn", 1, 2, []
+    args.http_threads = 4  # read only by the gunicorn and granian layouts
     return args
 
 
@@ -338,7 +339,7 @@ def spool_fault() -> dict:
 
 def run(args) -> dict:
     os.environ.update(load.stack_env(args))
-    prepared = coldchain.prepare(argparse.Namespace(**{**vars(args), "relay": False}))
+    prepared = coldchain.prepare(args)
     workdir = Path(tempfile.mkdtemp(prefix="wardwise-faults-"))
     stack = load.Stack(args, workdir)
     stack.start()
