@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
+from tracking.localization.hypotheses import zone_step
 from tracking.localization.model import EngineConfig, Estimate, Reading, SiteSpec
 from tracking.localization.solver import (
     Measurement,
@@ -68,6 +69,18 @@ class _Floor:
             max(sorted(n), key=lambda j: len(self.neighbours[j])) if n else -1
             for n in self.neighbours
         ]
+        # the same tables as arrays, for the compiled zone update (hypotheses.zone_step)
+        count = len(self.zone_names)
+        self.neighbour_matrix = np.zeros((count, count), dtype=np.bool_)
+        for i, near in enumerate(self.neighbours):
+            self.neighbour_matrix[i, sorted(near)] = True
+        self.neighbour_count = np.array([len(n) for n in self.neighbours], dtype=np.int64)
+        self.hub_array = np.array(self.hub, dtype=np.int64)
+        self.zone_grid_array = np.array(self.zone_grid, dtype=np.int64)
+        self.zone_box_array = np.array(self.zone_boxes, dtype=np.float64).reshape(-1, 4)
+        self.zone_prior_array = np.array(self.zone_priors, dtype=np.float64).reshape(-1, 4)
+        self.zone_log_spread_array = np.array(self.zone_prior_log_spread, dtype=np.float64)
+        self.bounds_array = np.array(self.bounds, dtype=np.float64)
 
     def direct_affinity(self, scanner_zones: list[int], config: EngineConfig) -> None:
         """Relative P(a scanner is the loudest | tag in zone), per (local scanner, zone): the
@@ -91,6 +104,10 @@ class _Floor:
                     value = config.zone_direct_far
                 row.append(value)
             self.direct_table.append(row)
+        self.direct_array = np.array(self.direct_table, dtype=np.float64).reshape(
+            len(scanner_zones), len(self.zone_names)
+        )
+        self.scanner_zone_array = np.array(scanner_zones, dtype=np.int64)
 
     def _zone_grid(self, resolution: float) -> list[int]:
         """Zone index (or -1) at every wall-grid cell centre: an O(1) lookup that proposes
@@ -589,86 +606,57 @@ class LocalizationEngine:
         smoothed RSSI vectors are strongly correlated, plus a Laplace (Occam) term is the zone's
         likelihood. The transition prior keeps a tag in its zone unless the evidence insists
         (door flicker), allows moves to touching zones and makes jumps across the floor rare.
+        The arithmetic runs compiled, in `hypotheses.zone_step`; the hysteresis stays here.
         """
         config = self.config
-        candidates: list[int] = []
-        ranked = sorted(measurements, key=lambda m: m.p0 - m.rssi)
-        top_zones = [self.scanner_zone[floor.scanner_indexes[m.source_index]] for m in ranked[:2]]
-        # a quick fit over the whole floor proposes zones that no scanner is mounted in
-        sigma = config.position_prior_sigma_m
-        prior = (*centroid, sigma, sigma)
-        packed = self._pack(measurements)
-        free = self._fit(floor, packed, start, floor.bounds, prior)
-        free_zone = floor.zone_near(free.x, free.y)
-        for zone in (
-            state.zone,
-            free_zone,
-            top_zones[0],
-            floor.hub[state.zone] if state.zone >= 0 else -1,
-            *top_zones[1:],
-            floor.zone_near(*centroid),
-            *sorted(state.zone_posterior, key=lambda z: -state.zone_posterior[z]),
-        ):
-            if zone is not None and zone >= 0 and zone not in candidates:
-                candidates.append(zone)
-            if len(candidates) >= config.zone_hypotheses:
-                break
-        if not candidates:
-            sigma = config.position_prior_sigma_m
-            prior = (centroid[0], centroid[1], sigma, sigma)
-            return -1, 1.0, self._fit(floor, packed, start, floor.bounds, prior), 0.0
-        direct = None
-        if config.zone_direct_weight > 0:
-            excess = [m.rssi - m.p0 for m in measurements]
-            loudest = max(excess)
-            temperature = config.zone_direct_temperature_db
-            direct = [
-                (math.exp((value - loudest) / temperature), floor.direct_table[m.source_index])
-                for value, m in zip(excess, measurements, strict=True)
-            ]
-            direct_total = sum(w for w, _row in direct)
-        fits = {}
-        log_posterior = {}
+        rows, sources = self._pack(measurements)
+        walls = floor.walls
         rate = (
             config.zone_switch_rate_moving_per_s if state.moving else config.zone_switch_rate_per_s
         )
-        switch = 1.0 - math.exp(-rate * max(dt, 0.0))
         previous = state.zone_posterior
-        boxes = [floor.zone_boxes[zone] for zone in candidates]
-        starts = [
-            (min(max(start[0], box[0]), box[2]), min(max(start[1], box[1]), box[3]))
-            for box in boxes
-        ]
-        zone_fits = self._fits(
-            floor, packed, starts, boxes, [floor.zone_priors[zone] for zone in candidates]
+        candidates, posterior, fits, free = zone_step(
+            rows,
+            sources,
+            walls.count_grid,
+            config.wall_loss_db,
+            walls.resolution,
+            walls.columns,
+            walls.rows,
+            float(start[0]),
+            float(start[1]),
+            float(centroid[0]),
+            float(centroid[1]),
+            config.position_prior_sigma_m,
+            floor.bounds_array,
+            floor.zone_grid_array,
+            floor.zone_box_array,
+            floor.zone_prior_array,
+            floor.zone_log_spread_array,
+            floor.neighbour_matrix,
+            floor.neighbour_count,
+            floor.hub_array,
+            floor.direct_array,
+            floor.scanner_zone_array,
+            state.zone,
+            np.fromiter(previous.keys(), dtype=np.int64, count=len(previous)),
+            np.fromiter(previous.values(), dtype=np.float64, count=len(previous)),
+            1.0 - math.exp(-rate * max(dt, 0.0)),
+            config.zone_hypotheses,
+            config.zone_far_jump_probability,
+            config.zone_likelihood_temper,
+            config.zone_occam,
+            config.zone_direct_weight,
+            config.zone_direct_temperature_db,
+            config.huber_k,
+            1.0 / (config.tag_offset_sigma_db * config.tag_offset_sigma_db),
+            config.max_iterations,
+            TOLERANCE_M,
         )
-        for zone, row in zip(candidates, zone_fits.tolist(), strict=True):
-            fits[zone] = row
-            cost, var_x, cov_xy, var_y = row[3:7]
-            if previous:
-                mass = config.zone_far_jump_probability
-                for source, probability in previous.items():
-                    if source == zone:
-                        mass += probability * (1.0 - switch)
-                    elif zone in floor.neighbours[source]:
-                        mass += probability * switch / max(len(floor.neighbours[source]), 1)
-                log_prior = math.log(mass)
-            else:
-                log_prior = 0.0
-            occam = (
-                0.5 * math.log(max(var_x * var_y - cov_xy * cov_xy, 1e-12))
-                - floor.zone_prior_log_spread[zone]
-            )
-            log_posterior[zone] = (
-                log_prior - config.zone_likelihood_temper * cost / 2.0 + config.zone_occam * occam
-            )
-            if direct is not None:
-                affinity = sum([w * table_row[zone] for w, table_row in direct]) / direct_total
-                log_posterior[zone] += config.zone_direct_weight * math.log(affinity)
-        top = max(log_posterior.values())
-        weights = {zone: math.exp(value - top) for zone, value in log_posterior.items()}
-        total = sum(weights.values())
-        posterior = {zone: weight / total for zone, weight in weights.items()}
+        if not len(candidates):
+            return -1, 1.0, solution(free.tolist()), 0.0
+        fits = dict(zip(candidates.tolist(), fits.tolist(), strict=True))
+        posterior = dict(zip(candidates.tolist(), posterior.tolist(), strict=True))
         kept = sorted(posterior, key=lambda z: (-posterior[z], z))[:MAX_ZONE_HYPOTHESES]
         state.zone_posterior = {zone: max(posterior[zone], 1e-6) for zone in kept}
         best = self._sticky_zone(state, kept[0], posterior)

@@ -63,7 +63,7 @@ def weighted_centroid(measurements: Sequence[Measurement]) -> tuple[float, float
     return wx / total, wy / total
 
 
-def _compiled(function):
+def compiled(function):
     """numba.njit, cached on disk where numba finds a writable place (next to this file, the
     user's cache, or NUMBA_CACHE_DIR); else compiled afresh in each process (a second or so at
     the first solve) rather than failing to import on a read-only installation."""
@@ -116,7 +116,7 @@ def solve_packed(
     return Solution(x, y, b, cost, (var_x, cov_xy, var_y), iterations)
 
 
-@_compiled
+@compiled
 def gauss_newton(
     rows,
     losses,
@@ -221,7 +221,7 @@ def gauss_newton(
     return x, y, b, cost, s22 / det, -s12 / det, s11 / det, iteration
 
 
-@_compiled
+@compiled
 def fit_in_boxes(
     rows,
     sources,

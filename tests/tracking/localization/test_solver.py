@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hospital.geometry import FloorGeometry, ZoneShape
 from tracking.localization.solver import (
     Measurement,
-    _compiled,
+    compiled,
     fit_in_boxes,
     gauss_newton,
     pack,
@@ -119,10 +119,10 @@ def test_the_compiled_fit_is_the_interpreted_fit(scanners, rssi, walls, start, p
     arguments = (rows, losses, *start, 0.0, 0.0, 40.0, 20.0, 1.5, 1 / 9.0, prior is not None)
     arguments += (prior[0], prior[1], 1 / prior[2] ** 2, 1 / prior[2] ** 2) if prior else (0,) * 4
     arguments += (8, 0.05)
-    compiled = gauss_newton(*arguments)
+    fast = gauss_newton(*arguments)
     interpreted = gauss_newton.py_func(*arguments)
-    assert compiled[7] == interpreted[7]
-    assert compiled[:7] == pytest.approx(interpreted[:7], rel=1e-9, abs=1e-9)
+    assert fast[7] == interpreted[7]
+    assert fast[:7] == pytest.approx(interpreted[:7], rel=1e-9, abs=1e-9)
 
 
 def test_fits_in_boxes_take_each_start_cells_wall_losses():
@@ -163,4 +163,4 @@ def test_without_a_writable_cache_the_solver_compiles_per_process(monkeypatch):
 
     with pytest.raises(RuntimeError, match="no locator available"):
         numba.njit(cache=True)(add)
-    assert _compiled(add)(2.0, 3.0) == 5.0
+    assert compiled(add)(2.0, 3.0) == 5.0
