@@ -105,9 +105,7 @@ def zone_step(
     order = np.arange(previous_zones.shape[0])
     for i in range(1, order.shape[0]):
         j = i
-        while (
-            j > 0 and previous_probabilities[order[j - 1]] < previous_probabilities[order[j]]
-        ):
+        while j > 0 and previous_probabilities[order[j - 1]] < previous_probabilities[order[j]]:
             order[j - 1], order[j] = order[j], order[j - 1]
             j -= 1
 
@@ -192,9 +190,7 @@ def zone_step(
                 if source == zone:
                     mass += previous_probabilities[p] * (1.0 - switch)
                 elif neighbours[source, zone]:
-                    mass += (
-                        previous_probabilities[p] * switch / max(neighbour_count[source], 1)
-                    )
+                    mass += previous_probabilities[p] * switch / max(neighbour_count[source], 1)
             log_prior = math.log(mass)
         occam = 0.5 * math.log(max(var_x * var_y - cov_xy * cov_xy, 1e-12)) - zone_log_spread[zone]
         log_posterior[k] = log_prior - temper * cost / 2.0 + occam_weight * occam

@@ -53,5 +53,6 @@ def test_no_candidate_zone_returns_the_free_fit():
     )  # fmt: skip
     candidates, posterior, fits, free = zone_step(*arguments)
     assert len(candidates) == len(posterior) == len(fits) == 0
-    assert 0.0 <= free[0] <= 10.0 and 0.0 <= free[1] <= 10.0
+    assert 0.0 <= free[0] <= 10.0
+    assert 0.0 <= free[1] <= 10.0
     assert free.tolist() == pytest.approx(zone_step.py_func(*arguments)[3].tolist())
