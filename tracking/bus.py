@@ -14,7 +14,6 @@ implementation of the Redis protocol, so there is one code path.
 
 from __future__ import annotations
 
-import json
 import secrets
 import zlib
 from collections import defaultdict
@@ -22,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import orjson
 import redis
 from django.conf import settings
 
@@ -41,8 +41,9 @@ def shard_count() -> int:
     return settings.WARDWISE["SHARDS"]
 
 
-def shard_of(tag: str) -> int:
-    return zlib.crc32(tag.encode()) % shard_count()
+def shard_of(tag: str, shards: int | None = None) -> int:
+    """The tag's shard; a caller placing many tags passes `shard_count()` once."""
+    return zlib.crc32(tag.encode()) % (shard_count() if shards is None else shards)
 
 
 @lru_cache(maxsize=1)
@@ -148,8 +149,9 @@ return {claimed, 0, 0, follow_ups('a')}
 
 def _by_shard(readings: Iterable[RssiReading]) -> dict[int, list[list]]:
     by_shard: dict[int, list[list]] = defaultdict(list)
+    shards = shard_count()
     for reading in readings:
-        by_shard[shard_of(reading.tag)].append(
+        by_shard[shard_of(reading.tag, shards)].append(
             [reading.ts, reading.tag, reading.rssi, reading.battery_pct]
         )
     return by_shard
@@ -162,7 +164,7 @@ def queue_publish(pipe, scanner: str, readings: Iterable[RssiReading], received_
     for shard, rows in by_shard.items():
         pipe.xadd(
             STREAM_KEY.format(shard),
-            {"s": scanner, "t": repr(received_at), "r": json.dumps(rows, separators=(",", ":"))},
+            {"s": scanner, "t": repr(received_at), "r": orjson.dumps(rows)},
             maxlen=maxlen,
             approximate=True,
         )
@@ -216,7 +218,7 @@ def queue_publish_and_claim(
         len(shards),
         0 if batch_key is None else 1,
     ]
-    args += [json.dumps(by_shard[s], separators=(",", ":")) for s in shards]
+    args += [orjson.dumps(by_shard[s]) for s in shards]
     _follow_up_commands(if_admitted, "a", keys, args)
     _follow_up_commands(if_refused, "r", keys, args)
     _follow_up_commands(if_duplicate, "d", keys, args)
