@@ -12,12 +12,11 @@ from filterpy.kalman import KalmanFilter
 from tracking.localization.hypotheses import zone_step
 from tracking.localization.model import EngineConfig, Estimate, Reading, SiteSpec
 from tracking.localization.solver import (
-    Measurement,
+    TEN_OVER_LN10,
     Solution,
+    centroid_of,
     fit_in_boxes,
-    pack,
     solution,
-    weighted_centroid,
 )
 from tracking.localization.walls import WallGrid
 
@@ -229,6 +228,17 @@ class LocalizationEngine:
                 [self.scanner_zone[i] for i in floor.scanner_indexes], self.config
             )
         self.scanner_dz = [max(s.z - self.config.tag_height_m, 0.1) for s in self.scanners]
+        # each scanner's constant part of a solver row (solver.pack): x, y, dz^2 and the slopes
+        self.scanner_rows = [
+            (
+                s.x,
+                s.y,
+                dz * dz,
+                5.0 * s.path_loss_exponent / math.log(10.0),
+                -TEN_OVER_LN10 * s.path_loss_exponent,
+            )
+            for s, dz in zip(self.scanners, self.scanner_dz, strict=True)
+        ]
         self.calibration_sum = [0.0] * len(self.scanners)
         self.calibration_count = [0.0] * len(self.scanners)
         self.tags: dict[str, _TagState] = {}
@@ -465,38 +475,46 @@ class LocalizationEngine:
             return best
         return current
 
-    def _measurements(self, floor: _Floor, evidence) -> list[Measurement]:
+    def _measurements(self, floor: _Floor, evidence):
+        """The floor's evidence as the solver's rows (`solver.pack`'s layout, built here from
+        per-scanner constants: a solve is on every worker's hot path), the scanners' wall-grid
+        rows, the weighted centroid and the (scanner, smoothed mean) pairs used."""
         config = self.config
         on_floor = [e for e in evidence if self.scanner_floor[e[0]] == floor.index]
         on_floor.sort(key=lambda e: (-e[1], e[0]))
-        measurements = []
+        rows, sources, points, used = [], [], [], []
         base_variance = config.shadowing_sigma_db**2
         fading_variance = config.fading_sigma_db**2
         for scanner_index, mean, weight in on_floor[: config.max_scanners]:
-            scanner = self.scanners[scanner_index]
             variance = base_variance + fading_variance / max(weight, 0.5)
             if mean < config.weak_signal_dbm:
                 # weak packets are censored by receiver sensitivity: only lucky fades get
                 # through, so their mean is biased high; trust them less
                 variance += (config.weak_signal_dbm - mean) ** 2
-            measurements.append(
-                Measurement(
-                    x=scanner.x,
-                    y=scanner.y,
-                    dz=self.scanner_dz[scanner_index],
-                    p0=scanner.rssi_at_1m + self.scanner_offset(scanner_index),
-                    exponent=scanner.path_loss_exponent,
-                    rssi=mean,
-                    variance=variance,
-                    source_index=self.scanner_local[scanner_index],
+            x, y, dz_squared, log_slope, range_slope = self.scanner_rows[scanner_index]
+            excess = mean - (
+                self.scanners[scanner_index].rssi_at_1m + self.scanner_offset(scanner_index)
+            )
+            rows.append(
+                (
+                    x,
+                    y,
+                    dz_squared,
+                    excess,
+                    log_slope,
+                    range_slope,
+                    1.0 / variance,
+                    math.sqrt(variance),
                 )
             )
-        return measurements
-
-    def _pack(self, measurements) -> tuple[np.ndarray, np.ndarray]:
-        """The solver's rows and the scanners' wall-grid rows, shared by a solve's fits."""
-        sources = np.array([m.source_index for m in measurements], dtype=np.intp)
-        return pack(measurements), sources
+            sources.append(self.scanner_local[scanner_index])
+            points.append((x, y, excess))
+            used.append((scanner_index, mean))
+        packed = (
+            np.array(rows, dtype=np.float64).reshape(-1, 8),
+            np.array(sources, dtype=np.intp),
+        )
+        return packed, centroid_of(points), used
 
     def _fits(self, floor: _Floor, packed, starts, boxes, priors) -> np.ndarray:
         """One fit per (start, box, prior), in one compiled call (`solver.fit_in_boxes`)."""
@@ -540,26 +558,24 @@ class LocalizationEngine:
             state.zone = -1
             state.last_solution = None
         floor = self.floors[floor_index]
-        measurements = self._measurements(floor, evidence)
-        centroid = weighted_centroid(measurements)
+        packed, centroid, used = self._measurements(floor, evidence)
         start = state.last_solution or centroid
         zone = -1
         zone_probability = 1.0
         spread = 0.0
         if floor.zone_names:
             zone, zone_probability, chosen, spread = self._zone_update(
-                state, floor, measurements, centroid, start, dt_since
+                state, floor, packed, centroid, start, dt_since
             )
         else:
             sigma = config.position_prior_sigma_m
             prior = (centroid[0], centroid[1], sigma, sigma)
-            packed = self._pack(measurements)
             chosen = self._fit(floor, packed, start, floor.bounds, prior)
             chosen = self._fit(floor, packed, (chosen.x, chosen.y), floor.bounds, prior)
         state.last_solution = (chosen.x, chosen.y)
-        dof = max(len(measurements) - 1, 1)
+        dof = max(len(used) - 1, 1)
         misfit = chosen.cost / dof
-        if config.self_calibration and len(measurements) >= 4:
+        if config.self_calibration and len(used) >= 4:
             # site-wide noise level: real shadowing differs from the configured sigma; the
             # running mean misfit of well-determined fits scales every covariance honestly.
             # Learned site-wide state, so only with self-calibration (see export_calibration).
@@ -575,10 +591,10 @@ class LocalizationEngine:
             if not floor.in_zone_box(zone, x, y):
                 x, y = min(max(x, xmin), xmax), min(max(y, ymin), ymax)
         x, y = floor.geometry.clamp(x, y)
-        if config.self_calibration and len(measurements) >= 4 and zone_probability > 0.9:
-            self._learn_calibration(floor, measurements, chosen)
+        if config.self_calibration and len(used) >= 4 and zone_probability > 0.9:
+            self._learn_calibration(floor, used, chosen)
         sigma = math.sqrt(max(var_x + var_y + spread, 1e-6) / 2.0)
-        if len(measurements) < 3:  # one or two scanners cannot pin a position down
+        if len(used) < 3:  # one or two scanners cannot pin a position down
             sigma = max(sigma, config.few_scanners_min_sigma_m)
         if self.noise_level > config.noise_level_reference:
             # the site's radio is rougher than configured (learned misfit above what a right
@@ -593,11 +609,11 @@ class LocalizationEngine:
             y=round(y, 2),
             zone=floor.zone_names[zone] if zone >= 0 else "",
             accuracy_m=round(accuracy, 2),
-            scanners_used=len(measurements),
+            scanners_used=len(used),
             zone_probability=round(zone_probability, 3),
         )
 
-    def _zone_update(self, state, floor: _Floor, measurements, centroid, start, dt: float):
+    def _zone_update(self, state, floor: _Floor, packed, centroid, start, dt: float):
         """Hidden Markov model over zones.
 
         Each candidate zone gets its own fit, constrained to the zone and pulled towards its
@@ -609,7 +625,7 @@ class LocalizationEngine:
         The arithmetic runs compiled, in `hypotheses.zone_step`; the hysteresis stays here.
         """
         config = self.config
-        rows, sources = self._pack(measurements)
+        rows, sources = packed
         walls = floor.walls
         rate = (
             config.zone_switch_rate_moving_per_s if state.moving else config.zone_switch_rate_per_s
@@ -698,27 +714,28 @@ class LocalizationEngine:
             state.zone_challenger, state.zone_challenges = -1, 0
         return current
 
-    def _learn_calibration(self, floor: _Floor, measurements, solution: Solution) -> None:
+    def _learn_calibration(self, floor: _Floor, used, solution: Solution) -> None:
         """Per-scanner offset = running mean of (received - predicted with nominal 1 m power) at
         the fitted position, from confident fits only and close range only (far packets are
         censored by sensitivity and would bias the offset upward). The tag offset fitted with
-        each solve absorbs the tag's own transmit power, so it does not leak into the scanners."""
+        each solve absorbs the tag's own transmit power, so it does not leak into the scanners.
+        `used`: the solve's (scanner, smoothed mean) pairs."""
         config = self.config
-        for m in measurements:
-            dx, dy = solution.x - m.x, solution.y - m.y
+        for scanner_index, mean in used:
+            scanner = self.scanners[scanner_index]
+            x, y, dz_squared, _log_slope, _range_slope = self.scanner_rows[scanner_index]
+            dx, dy = solution.x - x, solution.y - y
             if dx * dx + dy * dy > config.calibration_max_distance_m**2:
                 continue
-            scanner_index = floor.scanner_indexes[m.source_index]
-            scanner = self.scanners[scanner_index]
-            walls = floor.walls.walls(m.source_index, solution.x, solution.y)
+            walls = floor.walls.walls(self.scanner_local[scanner_index], solution.x, solution.y)
             predicted = (
                 scanner.rssi_at_1m
                 + scanner.rssi_offset_db
                 + solution.tag_offset
-                - 5.0 * m.exponent * math.log10(dx * dx + dy * dy + m.dz * m.dz)
+                - 5.0 * scanner.path_loss_exponent * math.log10(dx * dx + dy * dy + dz_squared)
                 - config.wall_loss_db * walls
             )
-            residual = max(-12.0, min(12.0, m.rssi - predicted))
+            residual = max(-12.0, min(12.0, mean - predicted))
             self.calibration_sum[scanner_index] += residual
             self.calibration_count[scanner_index] += 1.0
             if self.calibration_count[scanner_index] > 5000:

@@ -53,13 +53,18 @@ class Solution:
 def weighted_centroid(measurements: Sequence[Measurement]) -> tuple[float, float]:
     """Scanner positions weighted by received power in milliwatts relative to the strongest,
     sharpened (power 0.5 of linear power ~ 1/d for n=2) so one loud scanner dominates gracefully."""
-    strongest = max(m.rssi - m.p0 for m in measurements)
+    return centroid_of([(m.x, m.y, m.rssi - m.p0) for m in measurements])
+
+
+def centroid_of(points: Sequence[tuple[float, float, float]]) -> tuple[float, float]:
+    """`weighted_centroid` of (x, y, rssi - p0) triples."""
+    strongest = max(excess for _x, _y, excess in points)
     total = wx = wy = 0.0
-    for m in measurements:
-        weight = 10.0 ** ((m.rssi - m.p0 - strongest) / 20.0)
+    for x, y, excess in points:
+        weight = 10.0 ** ((excess - strongest) / 20.0)
         total += weight
-        wx += weight * m.x
-        wy += weight * m.y
+        wx += weight * x
+        wy += weight * y
     return wx / total, wy / total
 
 
