@@ -13,7 +13,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wardwise
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 DEMO_PORT ?= 8000
 
-.PHONY: install node demo test lint security format services bench bench-accuracy bench-worker bench-ingest bench-coldchain bench-catchup migrate apt screenshots clean
+.PHONY: install node demo test lint security format services bench bench-accuracy bench-worker bench-engine bench-ingest bench-coldchain bench-catchup migrate apt screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,10 @@ bench-load: $(STAMP) services
 ## Pipeline worker capacity (readings per CPU-second), defaults vs quiet solving.
 bench-worker: $(STAMP) services
 	$(BIN)/python -m bench.worker --engine quiet_solve_max_s=6
+
+## The localization engine alone (CPU per reading and per position), no services; see bench/README.md.
+bench-engine: $(STAMP)
+	$(BIN)/python -m bench.engine
 
 ## CPU of one RSSI ingestion request (8, 40, 80 readings), in-process; see bench/README.md.
 bench-ingest: $(STAMP) services

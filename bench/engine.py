@@ -1,0 +1,115 @@
+"""Engine alone: CPU of the localization engine per reading and per position, simulated trace.
+
+    python -m bench.engine                      # 2 floors, 120 assets, 240 s of readings
+    python -m bench.engine --readings 20000     # only the first 20,000 readings
+
+No database, no Redis, no Django: the engine as a pipeline worker runs it (self-calibration off,
+the pipeline's default), fed a seeded simulated hospital's readings (tracking.simulation) in
+event-time order. It reports the best of `--repeats` runs in CPU time of this process, so other
+load on the machine counts less; compare two revisions by running each in turn, more than once.
+bench.worker measures the whole worker (Redis, PostgreSQL writes) on bench.load's hospital.
+
+Seconds on a shared machine are noisy. Instructions are not: under
+`valgrind --tool=callgrind` run it twice with `--repeats 1 --no-save` and two `--readings`
+values; the difference of the two totals is the engine's own work on the readings between them,
+without start-up and without loading the compiled code (docs/performance.md). Results go to
+bench/results/engine.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from bench.load import machine, save_results
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--floors", type=int, default=2)
+    parser.add_argument("--assets-per-floor", type=int, default=60)
+    parser.add_argument("--duration", type=float, default=240.0, help="seconds of readings")
+    parser.add_argument("--readings", type=int, help="use only the first N readings")
+    parser.add_argument("--repeats", type=int, default=3, help="runs; the fastest counts")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-save", action="store_true")
+    return parser.parse_args(argv)
+
+
+def trace(args: argparse.Namespace):
+    from tracking.localization import SiteSpec
+    from tracking.simulation.layout import generate_hospital
+    from tracking.simulation.radio import RadioConfig, RadioSimulator
+
+    document = generate_hospital(
+        floors=args.floors, assets_per_floor=args.assets_per_floor, seed=args.seed
+    )
+    simulator = RadioSimulator(document, RadioConfig(), seed=args.seed)
+    readings, _truth = simulator.run(args.duration)
+    if args.readings is not None:
+        readings = readings[: args.readings]
+    mobility = {state.tag: state.mobility for state in simulator.tags}
+    return SiteSpec.from_document(document), readings, mobility
+
+
+def measure(args: argparse.Namespace) -> dict:
+    from tracking.localization import EngineConfig, LocalizationEngine
+
+    site, readings, mobility = trace(args)
+    best = None
+    for _ in range(args.repeats):
+        engine = LocalizationEngine(site, EngineConfig(self_calibration=False), mobility.get)
+        estimates = 0
+        started = time.process_time()
+        for reading in readings:
+            estimates += len(engine.process(reading))
+        elapsed = time.process_time() - started
+        best = elapsed if best is None else min(best, elapsed)
+    return {
+        "readings": len(readings),
+        "estimates": estimates,
+        "tags": len(mobility),
+        "cpu_s": round(best, 3),
+        "cpu_us_per_reading": round(1e6 * best / max(len(readings), 1), 1),
+        "cpu_us_per_estimate": round(1e6 * best / max(estimates, 1), 1),
+    }
+
+
+def markdown(report: dict) -> str:
+    result = report["result"]
+    return "\n".join(
+        [
+            "# Localization engine alone",
+            "",
+            f"`{report['command']}` at {report['when']}; {report['machine']['cpus']} CPUs, load "
+            f"average {' / '.join(report['machine']['load_average'])} at the start.",
+            "",
+            "| readings | estimates | tags | CPU s (best) | CPU us per reading | "
+            "CPU us per estimate |",
+            "|---|---|---|---|---|---|",
+            f"| {result['readings']:,} | {result['estimates']:,} | {result['tags']} | "
+            f"{result['cpu_s']} | {result['cpu_us_per_reading']} | "
+            f"{result['cpu_us_per_estimate']} |",
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    report = {
+        "command": " ".join(["python -m bench.engine", *(sys.argv[1:] if argv is None else argv)]),
+        "machine": machine(),
+        "result": measure(args),
+    }
+    report["when"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    text = markdown(report)
+    print(text)
+    if not args.no_save:
+        save_results("engine", report, text)
+    return report
+
+
+if __name__ == "__main__":
+    main()
