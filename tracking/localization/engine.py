@@ -48,14 +48,18 @@ class _Floor:
             xmin, ymin, xmax, ymax = polygon.bounds
             inset = min(0.05, (xmax - xmin) / 4, (ymax - ymin) / 4)
             self.zone_boxes.append((xmin + inset, ymin + inset, xmax - inset, ymax - inset))
-        self.zone_priors = []
-        self.zone_prior_log_spread = []
+        priors, log_spreads = [], []
         for xmin, ymin, xmax, ymax in self.zone_boxes:
             sx = max((xmax - xmin) / math.sqrt(12.0), 0.3) * prior_scale
             sy = max((ymax - ymin) / math.sqrt(12.0), 0.3) * prior_scale
-            self.zone_priors.append(((xmin + xmax) / 2, (ymin + ymax) / 2, sx, sy))
-            self.zone_prior_log_spread.append(math.log(sx * sy))
-        self.zone_grid = self._zone_grid(self.walls.resolution)
+            priors.append(((xmin + xmax) / 2, (ymin + ymax) / 2, sx, sy))
+            log_spreads.append(math.log(sx * sy))
+        # arrays, for the compiled zone update (hypotheses.zone_step)
+        self.zone_prior_array = np.array(priors, dtype=np.float64).reshape(-1, 4)
+        self.zone_log_spread_array = np.array(log_spreads, dtype=np.float64)
+        self.zone_box_array = np.array(self.zone_boxes, dtype=np.float64).reshape(-1, 4)
+        self.bounds_array = np.array(self.bounds, dtype=np.float64)
+        self.zone_grid = np.array(self._zone_grid(self.walls.resolution), dtype=np.int64)
         self.neighbours: list[set[int]] = [set() for _ in self.zone_names]
         for i, polygon in enumerate(self.geometry.polygons):
             for j in range(i + 1, len(self.geometry.polygons)):
@@ -64,22 +68,18 @@ class _Floor:
                     self.neighbours[j].add(i)
         # The best-connected neighbour (the corridor, typically) is where a tag leaving a zone
         # goes first; it is always a hypothesis even when no scanner is mounted in it.
-        self.hub = [
-            max(sorted(n), key=lambda j: len(self.neighbours[j])) if n else -1
-            for n in self.neighbours
-        ]
-        # the same tables as arrays, for the compiled zone update (hypotheses.zone_step)
+        self.hub = np.array(
+            [
+                max(sorted(n), key=lambda j: len(self.neighbours[j])) if n else -1
+                for n in self.neighbours
+            ],
+            dtype=np.int64,
+        )
         count = len(self.zone_names)
         self.neighbour_matrix = np.zeros((count, count), dtype=np.bool_)
         for i, near in enumerate(self.neighbours):
             self.neighbour_matrix[i, sorted(near)] = True
         self.neighbour_count = np.array([len(n) for n in self.neighbours], dtype=np.int64)
-        self.hub_array = np.array(self.hub, dtype=np.int64)
-        self.zone_grid_array = np.array(self.zone_grid, dtype=np.int64)
-        self.zone_box_array = np.array(self.zone_boxes, dtype=np.float64).reshape(-1, 4)
-        self.zone_prior_array = np.array(self.zone_priors, dtype=np.float64).reshape(-1, 4)
-        self.zone_log_spread_array = np.array(self.zone_prior_log_spread, dtype=np.float64)
-        self.bounds_array = np.array(self.bounds, dtype=np.float64)
 
     def direct_affinity(self, scanner_zones: list[int], config: EngineConfig) -> None:
         """Relative P(a scanner is the loudest | tag in zone), per (local scanner, zone): the
@@ -87,7 +87,7 @@ class _Floor:
         likely loudest; one in a touching zone less so, unless the zone has no scanner of its
         own."""
         has_scanner = set(scanner_zones)
-        self.direct_table = []
+        table = []
         for home in scanner_zones:
             row = []
             for zone in range(len(self.zone_names)):
@@ -102,8 +102,8 @@ class _Floor:
                 else:
                     value = config.zone_direct_far
                 row.append(value)
-            self.direct_table.append(row)
-        self.direct_array = np.array(self.direct_table, dtype=np.float64).reshape(
+            table.append(row)
+        self.direct_table = np.array(table, dtype=np.float64).reshape(
             len(scanner_zones), len(self.zone_names)
         )
         self.scanner_zone_array = np.array(scanner_zones, dtype=np.int64)
@@ -119,9 +119,6 @@ class _Floor:
                 )
                 grid.append(-1 if index is None else index)
         return grid
-
-    def zone_near(self, x: float, y: float) -> int:
-        return self.zone_grid[self.walls.cell(x, y)]
 
     def in_zone_box(self, zone: int, x: float, y: float) -> bool:
         xmin, ymin, xmax, ymax = self.zone_boxes[zone]
@@ -645,14 +642,14 @@ class LocalizationEngine:
             float(centroid[1]),
             config.position_prior_sigma_m,
             floor.bounds_array,
-            floor.zone_grid_array,
+            floor.zone_grid,
             floor.zone_box_array,
             floor.zone_prior_array,
             floor.zone_log_spread_array,
             floor.neighbour_matrix,
             floor.neighbour_count,
-            floor.hub_array,
-            floor.direct_array,
+            floor.hub,
+            floor.direct_table,
             floor.scanner_zone_array,
             state.zone,
             np.fromiter(previous.keys(), dtype=np.int64, count=len(previous)),

@@ -2,10 +2,11 @@
 
 The model is described in `LocalizationEngine._zone_update`. The fits themselves were always
 compiled (`solver.fit_in_boxes`); what surrounded them (choosing candidates, the transition
-prior, the Occam and direct-evidence terms, normalising) was interpreted Python and cost about
-three times as much as the fits under load (docs/performance.md). The arithmetic and its order
-are those of the interpreted version, so the results are the same to the last bit; the tests
-compare this function with `zone_step.py_func`, the same code interpreted.
+prior, the Occam and direct-evidence terms, normalising) was interpreted Python and cost more
+than the fits themselves (docs/performance.md). The arithmetic and its order are those of the
+interpreted version it replaced (on a simulated trace the estimates and tag states came out the
+same, float for float); the tests compare this function with `zone_step.py_func`, the same code
+interpreted.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ def zone_step(
 
 @compiled
 def _zone_near(zone_grid, resolution, columns, grid_rows, x, y):
-    """`_Floor.zone_near`: the zone at the wall-grid cell of (x, y), as `WallGrid.cell` finds it."""
+    """The zone (or -1) at the wall-grid cell of (x, y), as `WallGrid.cell` finds it."""
     column = min(max(int(x / resolution), 0), columns - 1)
     row = min(max(int(y / resolution), 0), grid_rows - 1)
     return zone_grid[row * columns + column]
