@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from environment.simulation import SensorSimulator
@@ -38,18 +39,21 @@ class LiveFeed:
         timeout_s: float = 10.0,
         sensors: SensorSimulator | None = None,
         sensor_tokens: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"server URL must be http(s)://..., not {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.timeout_s = timeout_s
-        self.simulator = RadioSimulator(document, config, seed=seed, start_ts=time.time())
+        self.clock = clock
+        self.simulator = RadioSimulator(document, config, seed=seed, start_ts=clock())
         self.sensors = sensors
         self.sensor_tokens = sensor_tokens or {}
         self.sent = 0
         self.failed_batches = 0
         self.sensor_readings_sent = 0
+        self.skipped_intervals = 0
 
     def post(self, serial: str, readings: list) -> int:
         return self._post(
@@ -107,7 +111,7 @@ class LiveFeed:
             except (urllib.error.URLError, OSError) as exc:
                 self.failed_batches += 1
                 log.warning("simulated gateway %s could not post: %s", serial, exc)
-        self.step_sensors(time.time())
+        self.step_sensors(self.clock())
 
     def wait_for_server(self, stop: threading.Event, timeout_s: float = 60.0) -> bool:
         deadline = time.time() + timeout_s
@@ -125,15 +129,34 @@ class LiveFeed:
         if not self.wait_for_server(stop):
             log.error("no server answered at %s; the simulated gateways give up", self.base_url)
             return
-        self.simulator.now = time.time()
+        self.simulator.now = self.clock()
         if self.sensors is not None:
             self.sensors.restart(self.simulator.now)
         interval = self.simulator.config.advert_interval_s
-        started = time.time()
+        started = self.clock()
         while not stop.is_set():
-            if duration_s is not None and time.time() - started >= duration_s:
+            if duration_s is not None and self.clock() - started >= duration_s:
                 return
             self.step()
-            wait = self.simulator.now - time.time()
+            self._keep_up(interval)
+            wait = self.simulator.now - self.clock()
             if wait > 0:
                 stop.wait(min(wait, interval))
+
+    def _keep_up(self, interval: float) -> None:
+        """A step whose posting took longer than the interval it simulated (a busy demo server
+        answers dozens of gateways one after another) would leave the simulated clock ever
+        further behind the wall clock: readings stamped minutes ago, assets turning `missing`.
+        A live feed stays live instead: the intervals it could not post in time are skipped,
+        as if those advertisements were lost."""
+        behind = self.clock() - self.simulator.now
+        if behind < interval:
+            return
+        skipped = int(behind // interval)
+        if not self.skipped_intervals:
+            log.warning(
+                "the simulated gateways cannot post in real time; skipping advertising "
+                "intervals to stay live (counted in skipped_intervals)"
+            )
+        self.skipped_intervals += skipped
+        self.simulator.now += skipped * interval

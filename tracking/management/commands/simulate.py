@@ -114,5 +114,6 @@ class Command(BaseCommand):
             feed.run(threading.Event(), options["duration"])
         self.stderr.write(
             f"sent {feed.sent} readings and {feed.sensor_readings_sent} sensor readings; "
-            f"{feed.failed_batches} batches failed"
+            f"{feed.failed_batches} batches failed; {feed.skipped_intervals} advertising "
+            "intervals skipped to keep up with the wall clock"
         )
