@@ -12,10 +12,10 @@ from filterpy.kalman import KalmanFilter
 from tracking.localization.hypotheses import zone_step
 from tracking.localization.model import EngineConfig, Estimate, Reading, SiteSpec
 from tracking.localization.solver import (
-    TEN_OVER_LN10,
     Solution,
     centroid_of,
     fit_in_boxes,
+    slopes,
     solution,
 )
 from tracking.localization.walls import WallGrid
@@ -227,13 +227,7 @@ class LocalizationEngine:
         self.scanner_dz = [max(s.z - self.config.tag_height_m, 0.1) for s in self.scanners]
         # each scanner's constant part of a solver row (solver.pack): x, y, dz^2 and the slopes
         self.scanner_rows = [
-            (
-                s.x,
-                s.y,
-                dz * dz,
-                5.0 * s.path_loss_exponent / math.log(10.0),
-                -TEN_OVER_LN10 * s.path_loss_exponent,
-            )
+            (s.x, s.y, dz * dz, *slopes(s.path_loss_exponent))
             for s, dz in zip(self.scanners, self.scanner_dz, strict=True)
         ]
         self.calibration_sum = [0.0] * len(self.scanners)

@@ -117,10 +117,8 @@ def zone_step(
         proposals[2] = scanner_zone[sources[first]]
     if current_zone >= 0:
         proposals[3] = hub[current_zone]
-    if second >= 0:
+    if second >= 0:  # one measurement has no second loudest to propose
         proposals[4] = scanner_zone[sources[second]]
-    else:  # one measurement: nothing to propose here
-        proposals[4] = -1
     proposals[5] = _zone_near(zone_grid, resolution, columns, grid_rows, centroid_x, centroid_y)
     for i in range(order.shape[0]):
         proposals[6 + i] = previous_zones[order[i]]

@@ -296,6 +296,12 @@ def solution(fit: Sequence[float]) -> Solution:
     return Solution(x, y, tag_offset, cost, (var_x, cov_xy, var_y), int(iterations))
 
 
+def slopes(exponent: float) -> tuple[float, float]:
+    """The two path-loss columns of a solver row for path-loss exponent n: 5 n / ln 10 (the
+    model's term per natural log of the squared distance) and -10 n / ln 10 (its slope)."""
+    return 5.0 * exponent / math.log(10.0), -TEN_OVER_LN10 * exponent
+
+
 def pack(measurements: Sequence[Measurement]) -> np.ndarray:
     """The rows of the inner loop, one per measurement:
     (x, y, dz^2, rssi - p0, 5 n / ln 10, -10 n / ln 10, 1 / variance, sigma)."""
@@ -306,8 +312,7 @@ def pack(measurements: Sequence[Measurement]) -> np.ndarray:
                 m.y,
                 m.dz * m.dz,
                 m.rssi - m.p0,
-                5.0 * m.exponent / math.log(10.0),
-                -TEN_OVER_LN10 * m.exponent,
+                *slopes(m.exponent),
                 1.0 / m.variance,
                 math.sqrt(m.variance),
             )
