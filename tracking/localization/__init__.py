@@ -1,6 +1,6 @@
 """Wardwise localization engine: BLE RSSI readings in, floor / x, y / zone / accuracy out.
 
-Pure Python (numpy, scipy-free hot path, filterpy, shapely via hospital.geometry); no Django, so
+Pure Python (numpy, numba for the hot loops, shapely via hospital.geometry); no Django, so
 the live Celery pipeline, `manage.py replay`, the benchmark and unit tests share one code path.
 
 Public API::

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from filterpy.kalman import KalmanFilter
 
+from tracking.localization import kalman
 from tracking.localization.hypotheses import zone_step
 from tracking.localization.model import EngineConfig, Estimate, Reading, SiteSpec
 from tracking.localization.solver import (
@@ -25,7 +25,6 @@ MAX_SCANNERS_PER_TAG = 32
 MAX_ZONE_HYPOTHESES = 4
 FLOOR_SWITCH_CONFIRMATIONS = 2
 NOISE_LEVEL_RATE = 0.01
-MOTION_CACHE_SIZE = 4096
 TOLERANCE_M = 0.05  # a fit stops when its step is shorter
 
 
@@ -123,14 +122,6 @@ class _Floor:
     def in_zone_box(self, zone: int, x: float, y: float) -> bool:
         xmin, ymin, xmax, ymax = self.zone_boxes[zone]
         return xmin <= x <= xmax and ymin <= y <= ymax
-
-
-def _inverse_2x2(matrix: np.ndarray) -> np.ndarray:
-    """The filter's innovation covariance inverted in closed form (filterpy's `inv` hook):
-    numpy.linalg.inv costs several times more for a 2 x 2 matrix."""
-    a, b, c, d = matrix[0, 0], matrix[0, 1], matrix[1, 0], matrix[1, 1]
-    det = a * d - b * c
-    return np.array([[d / det, -b / det], [-c / det, a / det]])
 
 
 def _strongest_pair(rssi: dict) -> set[int]:
@@ -235,10 +226,6 @@ class LocalizationEngine:
         self.tags: dict[str, _TagState] = {}
         self.unknown_scanner_readings = 0
         self.noise_level = 1.0
-        self._motion_cache: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
-        self._kf = KalmanFilter(dim_x=4, dim_z=2)
-        self._kf.H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
-        self._kf.inv = _inverse_2x2
 
     # ----------------------------------------------------------------- calibration
     def scanner_offset(self, scanner_index: int) -> float:
@@ -734,74 +721,53 @@ class LocalizationEngine:
                 self.calibration_count[scanner_index] *= 0.5
 
     # ----------------------------------------------------------------- tracking
-    def _motion_model(self, dt: float, q: float) -> tuple[np.ndarray, np.ndarray]:
-        """Constant-velocity transition and white-noise-acceleration process noise, cached:
-        update intervals repeat (1 s, 2 s), so building the matrices each time is waste."""
-        key = (dt, q)
-        cached = self._motion_cache.get(key)
-        if cached is None:
-            f = np.array([[1, dt, 0, 0], [0, 1, 0, 0], [0, 0, 1, dt], [0, 0, 0, 1]], dtype=float)
-            block = np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]]) * q
-            process = np.zeros((4, 4))
-            process[0:2, 0:2] = block
-            process[2:4, 2:4] = block
-            if len(self._motion_cache) > MOTION_CACHE_SIZE:
-                self._motion_cache.clear()
-            cached = self._motion_cache[key] = (f, process)
-        return cached
-
     def _track(self, state: _TagState, ts: float, zx, zy, var_x, cov_xy, var_y):
-        """Constant-velocity Kalman filter (filterpy) with mobility-dependent process noise and
-        innovation gating; reports max(filter covariance, single-fit covariance) because the
-        shadowing error of a parked tag does not average out over time."""
+        """Constant-velocity Kalman filter (tracking.localization.kalman, filterpy's formulas)
+        with mobility-dependent process noise and innovation gating; reports max(filter
+        covariance, single-fit covariance) because the shadowing error of a parked tag does not
+        average out over time."""
         config = self.config
-        kf = self._kf
-        r = np.array([[var_x, cov_xy], [cov_xy, var_y]])
-        z = np.array([zx, zy])
         if state.kf_x is None:
-            state.kf_x = [zx, 0.0, zy, 0.0]
-            state.kf_p = [var_x, 0, cov_xy, 0, 0, 1.0, 0, 0, cov_xy, 0, var_y, 0, 0, 0, 0, 1.0]
-            state.kf_ts = ts
-            state.gate_failures = 0
+            self._restart_filter(state, ts, zx, zy, var_x, cov_xy, var_y)
             return zx, zy, var_x, cov_xy, var_y
         dt = max(ts - state.kf_ts, 1e-3)
         state.kf_ts = ts
         q = config.mobility_process_noise[state.mobility]
         if state.gate_failures:
             q *= 20.0
-        f, process = self._motion_model(round(dt, 2), q)
-        kf.x = np.array(state.kf_x, dtype=float)
-        kf.P = np.array(state.kf_p, dtype=float).reshape(4, 4)
-        kf.predict(F=f, Q=process)
-        p = kf.P
-        ix, iy = zx - float(kf.x[0]), zy - float(kf.x[2])
-        s11, s12, s22 = p[0, 0] + var_x, p[0, 2] + cov_xy, p[2, 2] + var_y
-        nis = (s22 * ix * ix - 2 * s12 * ix * iy + s11 * iy * iy) / max(
-            s11 * s22 - s12 * s12, 1e-12
+        x, p, nis = kalman.step(
+            np.array(state.kf_x, dtype=float),
+            np.array(state.kf_p, dtype=float),
+            round(dt, 2),
+            q,
+            zx,
+            zy,
+            var_x,
+            cov_xy,
+            var_y,
+            config.gate_chi2,
         )
         if nis > config.gate_chi2:
             state.gate_failures += 1
             if state.gate_failures >= config.gate_resets_after:
                 # persistent disagreement: the asset really moved; restart from the fit
-                state.kf_x = [zx, 0.0, zy, 0.0]
-                state.kf_p = [var_x, 0, cov_xy, 0, 0, 1.0, 0, 0, cov_xy, 0, var_y, 0, 0, 0, 0, 1.0]
-                state.gate_failures = 0
+                self._restart_filter(state, ts, zx, zy, var_x, cov_xy, var_y)
                 state.moving = True
                 return zx, zy, var_x, cov_xy, var_y
         else:
             state.gate_failures = 0
-            kf.update(z, R=r)
-        state.kf_x = kf.x.tolist()
-        state.kf_p = kf.P.ravel().tolist()
-        p = kf.P
+        state.kf_x = x.tolist()
+        state.kf_p = p = p.tolist()
         state.moving = math.hypot(state.kf_x[1], state.kf_x[3]) > config.moving_speed_mps
-        return (
-            state.kf_x[0],
-            state.kf_x[2],
-            max(float(p[0, 0]), var_x),
-            float(p[0, 2]),
-            max(float(p[2, 2]), var_y),
-        )
+        return state.kf_x[0], state.kf_x[2], max(p[0], var_x), p[2], max(p[10], var_y)
+
+    @staticmethod
+    def _restart_filter(state: _TagState, ts: float, zx, zy, var_x, cov_xy, var_y) -> None:
+        """The filter starts at the fit, at rest, with the fit's covariance."""
+        state.kf_x = [zx, 0.0, zy, 0.0]
+        state.kf_p = [var_x, 0, cov_xy, 0, 0, 1.0, 0, 0, cov_xy, 0, var_y, 0, 0, 0, 0, 1.0]
+        state.kf_ts = ts
+        state.gate_failures = 0
 
     # ----------------------------------------------------------------- state transfer
     def export_state(self, tag: str) -> dict[str, Any] | None:
