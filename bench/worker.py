@@ -90,9 +90,12 @@ def child(args: argparse.Namespace) -> dict:
     def drain(now: float) -> tuple[int, int]:
         applied = estimates = 0
         for shard in range(bus.shard_count()):
-            report = pipeline.process_shard(shard, now=now)
-            applied += report.applied
-            estimates += report.estimates
+            while True:  # a drain stops after its time slice (pipeline.DRAIN_SLICE_S)
+                report = pipeline.process_shard(shard, now=now)
+                applied += report.applied
+                estimates += report.estimates
+                if not pipeline.has_unprocessed(shard):
+                    break
         return applied, estimates
 
     pipeline.site_runtime()

@@ -54,6 +54,11 @@ SITE_VERSION_KEY = "ww:site-version"
 #: written back and the chunk's fixed writes are shared by more readings (`python -m bench.worker`:
 #: 1.2-1.4x readings per CPU-second against 500), for about 0.3 s of work per chunk.
 ENTRIES_PER_CHUNK = 2000
+#: A drain starts no new chunk after this long, and the task queues the shard again behind the
+#: others. A shard fed faster than one worker drains it would otherwise keep its task forever:
+#: the other shards would wait, and the lease (bus.ShardLock, 60 s) would lapse mid-drain and
+#: let a second worker in.
+DRAIN_SLICE_S = 10.0
 
 
 def _bump_site_version(**kwargs) -> None:
@@ -136,11 +141,13 @@ class ShardReport:
 
 
 def process_shard(shard: int, now: float | None = None) -> ShardReport:
-    """Drain the shard's stream (as far as the allowance lets) while holding its lease."""
+    """Drain the shard's stream (as far as the allowance lets, for at most DRAIN_SLICE_S)
+    while holding its lease; the caller queues the shard again when entries remain."""
     lock = bus.ShardLock(shard)
     if not lock.acquire():
         return ShardReport(busy=True)
     total = ShardReport()
+    slice_ends = time.monotonic() + DRAIN_SLICE_S
     try:
         while True:
             report = _process_chunk(shard, time.time() if now is None else now)
@@ -150,7 +157,7 @@ def process_shard(shard: int, now: float | None = None) -> ShardReport:
             if report.newest_receipt is not None:
                 total.newest_receipt = report.newest_receipt
             total.updates.extend(report.updates)
-            if report.entries < ENTRIES_PER_CHUNK:
+            if report.entries < ENTRIES_PER_CHUNK or time.monotonic() >= slice_ends:
                 break
     finally:
         lock.release()

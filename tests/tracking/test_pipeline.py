@@ -142,3 +142,42 @@ def test_the_safety_net_picks_up_readings_a_dead_worker_left_held(ward, monkeypa
     assert not any(pipeline.has_held(s) for s in range(bus.shard_count()))
     tasks.kick_idle_shards()
     assert queued == held_shards  # nothing left to pick up
+
+
+def test_a_drain_stops_after_its_time_slice_and_leaves_the_rest_for_the_next_task(
+    ward, monkeypatch
+):
+    """A shard fed faster than it drains must not keep its task (and lease) forever: the drain
+    starts no chunk after its slice, the rest stays in the stream and the next drain goes on."""
+    from tracking import tasks
+
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)  # 40 entries
+    shard = bus.shard_of(ward["tag"])
+    monkeypatch.setattr(pipeline, "ENTRIES_PER_CHUNK", 5)
+    monkeypatch.setattr(pipeline, "DRAIN_SLICE_S", 0.0)
+    report = pipeline.process_shard(shard, now=START + 30)
+    assert report.entries == 5
+    assert pipeline.has_unprocessed(shard)
+
+    queued = []
+    monkeypatch.setattr(tasks, "queue_claimed", queued.append)
+    monkeypatch.setattr(pipeline, "process_shard", lambda s: report)
+    tasks.process_shard.run(shard)  # the task that ran this drain queues the shard again
+    assert queued == [shard]
+    monkeypatch.undo()
+
+    drains = 1
+    while pipeline.has_unprocessed(shard):
+        pipeline.process_shard(shard, now=START + 30)
+        drains += 1
+    assert drains > 1
+    assert AssetLocation.objects.get(asset=ward["asset"]).zone == ward["west"]
+
+
+def test_within_its_slice_a_drain_takes_every_chunk_there_is(ward, monkeypatch):
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    shard = bus.shard_of(ward["tag"])
+    monkeypatch.setattr(pipeline, "ENTRIES_PER_CHUNK", 5)
+    report = pipeline.process_shard(shard, now=START + 30)
+    assert report.entries == 40
+    assert not pipeline.has_unprocessed(shard)
