@@ -12,13 +12,16 @@ bench.worker measures the whole worker (Redis, PostgreSQL writes) on bench.load'
 Seconds on a shared machine are noisy. Instructions are not: under
 `valgrind --tool=callgrind` run it twice with `--repeats 1 --no-save` and two `--readings`
 values; the difference of the two totals is the engine's own work on the readings between them,
-without start-up and without loading the compiled code (docs/performance.md). Results go to
+without start-up and without loading the compiled code (docs/performance.md). It also prints a
+SHA-256 digest of every estimate (tag, time, floor, zone, x, y, accuracy, zone probability): a
+change meant to leave the engine's answers alone must leave the digest alone. Results go to
 bench/results/engine.json and .md.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 
@@ -60,12 +63,13 @@ def measure(args: argparse.Namespace) -> dict:
     best = None
     for _ in range(args.repeats):
         engine = LocalizationEngine(site, EngineConfig(self_calibration=False), mobility.get)
-        estimates = 0
+        produced = []
         started = time.process_time()
         for reading in readings:
-            estimates += len(engine.process(reading))
+            produced.extend(engine.process(reading))
         elapsed = time.process_time() - started
         best = elapsed if best is None else min(best, elapsed)
+    estimates = len(produced)
     return {
         "readings": len(readings),
         "estimates": estimates,
@@ -73,7 +77,17 @@ def measure(args: argparse.Namespace) -> dict:
         "cpu_s": round(best, 3),
         "cpu_us_per_reading": round(1e6 * best / max(len(readings), 1), 1),
         "cpu_us_per_estimate": round(1e6 * best / max(estimates, 1), 1),
+        "estimates_sha256": digest(produced),
     }
+
+
+def digest(estimates) -> str:
+    """SHA-256 of the estimates' fields in order (floats by repr, so to the bit)."""
+    hasher = hashlib.sha256()
+    for e in estimates:
+        fields = (e.tag, e.ts, e.floor, e.zone, e.x, e.y, e.accuracy_m, e.zone_probability)
+        hasher.update(repr(fields).encode())
+    return hasher.hexdigest()
 
 
 def markdown(report: dict) -> str:
@@ -91,6 +105,8 @@ def markdown(report: dict) -> str:
             f"| {result['readings']:,} | {result['estimates']:,} | {result['tags']} | "
             f"{result['cpu_s']} | {result['cpu_us_per_reading']} | "
             f"{result['cpu_us_per_estimate']} |",
+            "",
+            f"Estimates digest (SHA-256): `{result['estimates_sha256']}`",
             "",
         ]
     )

@@ -22,3 +22,13 @@ def test_the_reading_limit_cuts_the_same_trace():
     _, head, _ = bench_engine.trace(bench_engine.parse_args([*arguments, "--readings", "50"]))
     assert head == full[:50]
     assert site.floors
+
+
+def test_the_digest_is_the_same_for_the_same_trace_and_changes_with_the_estimates():
+    arguments = ["--floors", "1", "--assets-per-floor", "4", "--duration", "20", "--repeats", "1"]
+    first = bench_engine.measure(bench_engine.parse_args(arguments))
+    again = bench_engine.measure(bench_engine.parse_args(arguments))
+    other = bench_engine.measure(bench_engine.parse_args([*arguments, "--seed", "2"]))
+    assert first["estimates_sha256"] == again["estimates_sha256"]
+    assert first["estimates_sha256"] != other["estimates_sha256"]
+    assert len(first["estimates_sha256"]) == 64
