@@ -153,18 +153,19 @@ def test_a_drain_stops_after_its_time_slice_and_leaves_the_rest_for_the_next_tas
 
     publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)  # 40 entries
     shard = bus.shard_of(ward["tag"])
-    monkeypatch.setattr(pipeline, "ENTRIES_PER_CHUNK", 5)
-    monkeypatch.setattr(pipeline, "DRAIN_SLICE_S", 0.0)
-    report = pipeline.process_shard(shard, now=START + 30)
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "ENTRIES_PER_CHUNK", 5)
+        patch.setattr(pipeline, "DRAIN_SLICE_S", 0.0)
+        report = pipeline.process_shard(shard, now=START + 30)
     assert report.entries == 5
     assert pipeline.has_unprocessed(shard)
 
     queued = []
-    monkeypatch.setattr(tasks, "queue_claimed", queued.append)
-    monkeypatch.setattr(pipeline, "process_shard", lambda s: report)
-    tasks.process_shard.run(shard)  # the task that ran this drain queues the shard again
+    with monkeypatch.context() as patch:
+        patch.setattr(tasks, "queue_claimed", queued.append)
+        patch.setattr(pipeline, "process_shard", lambda s: report)
+        tasks.process_shard.run(shard)  # the task that ran this drain queues the shard again
     assert queued == [shard]
-    monkeypatch.undo()
 
     drains = 1
     while pipeline.has_unprocessed(shard):
