@@ -35,7 +35,7 @@ def open_alert(subject="sensor:1"):
 async def connect(user):
     communicator = WebsocketCommunicator(APP, "/ws/alerts/")
     communicator.scope["user"] = user
-    connected, code = await communicator.connect()
+    connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code
 
 

@@ -89,7 +89,7 @@ def test_a_spool_upload_with_a_finished_excursion_notifies_once_and_goes_live(
     async def run():
         communicator = WebsocketCommunicator(APP, "/ws/alerts/")
         communicator.scope["user"] = facilities_user
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=5)
         assert connected
         assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"
         await database_sync_to_async(upload)(client, fridge, EXCURSION)

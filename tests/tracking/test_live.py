@@ -147,7 +147,7 @@ def test_a_nurse_gets_the_snapshot_then_updates(in_memory_layer, isolated_metric
 
     async def scenario():
         ws = communicator(w.floor.pk, headers)
-        assert await ws.connect() == (True, None)
+        assert await ws.connect(timeout=5) == (True, None)
         snapshot = await ws.receive_json_from()
         assert snapshot["type"] == "snapshot"
         assert snapshot["floor_id"] == w.floor.pk
@@ -192,7 +192,7 @@ def test_many_updates_within_a_second_arrive_as_one_message_with_the_latest(in_m
 
     async def scenario():
         ws = communicator(w.floor.pk, headers)
-        await ws.connect()
+        await ws.connect(timeout=5)
         await ws.receive_json_from()
         t0 = timezone.now()
         await publish([update(pump, w.floor, 0, t0), update(other, w.floor, 0, t0)])
@@ -223,7 +223,7 @@ def test_an_asset_leaving_the_floor_is_announced_there(in_memory_layer):
 
     async def scenario():
         ws = communicator(w.floor.pk, headers)
-        await ws.connect()
+        await ws.connect(timeout=5)
         await ws.receive_json_from()
         moved = update(pump, w.other_floor, 3, timezone.now(), previous_floor_id=w.floor.pk)
         await publish([moved])
@@ -250,7 +250,7 @@ def test_the_snapshot_judges_each_room_and_a_silenced_scanner_is_pushed(in_memor
 
     async def scenario():
         ws = communicator(w.floor.pk, headers)
-        await ws.connect()
+        await ws.connect(timeout=5)
         snapshot = await ws.receive_json_from()
         by_name = {a["name"]: a for a in snapshot["assets"]}
         assert by_name["Pump A"]["quality"] == "confirmed"
@@ -284,7 +284,7 @@ def test_refusals_close_with_application_codes(in_memory_layer, isolated_metrics
 
     async def refused(floor_id, headers=None) -> int:
         ws = communicator(floor_id, headers)
-        assert (await ws.connect())[0] is True
+        assert (await ws.connect(timeout=5))[0] is True
         closed = await ws.receive_output(timeout=2)
         assert closed["type"] == "websocket.close"
         await ws.disconnect()
@@ -305,7 +305,7 @@ def test_a_foreign_origin_is_refused():
         ws = WebsocketCommunicator(
             application, "/ws/floors/1/", headers=[(b"origin", b"https://evil.example")]
         )
-        connected, _ = await ws.connect()
+        connected, _ = await ws.connect(timeout=5)
         assert connected is False
 
     async_to_sync(scenario)()
@@ -327,7 +327,7 @@ def test_updates_travel_over_the_redis_channel_layer():
 
     async def scenario():
         ws = communicator(w.floor.pk, headers)
-        await ws.connect()
+        await ws.connect(timeout=5)
         assert (await ws.receive_json_from(timeout=3))["type"] == "snapshot"
         now = timezone.now()
         await publish([update(pump, w.floor, 8, now, status="in-use")])

@@ -95,7 +95,7 @@ def test_a_silent_tag_alerts_over_the_websocket_and_clears_when_heard():
     async def run():
         communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/alerts/")
         communicator.scope["user"] = user
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=5)
         assert connected
         await communicator.receive_json_from(timeout=5)
         marked = await database_sync_to_async(presence.mark_missing_assets)()

@@ -66,7 +66,7 @@ def test_a_pump_entering_the_exit_alerts_over_the_real_redis_websocket(ward, rad
     async def run():
         communicator = WebsocketCommunicator(APP, "/ws/alerts/")
         communicator.scope["user"] = guard
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=5)
         assert connected
         assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"
         await database_sync_to_async(radio.place)(pump, "room")

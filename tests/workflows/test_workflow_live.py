@@ -48,7 +48,7 @@ def session_headers(user) -> list[tuple[bytes, bytes]]:
 
 async def connect(path: str, headers) -> tuple[WebsocketCommunicator, bool, int | None]:
     ws = WebsocketCommunicator(application, path, headers=headers)
-    connected, code = await ws.connect()
+    connected, code = await ws.connect(timeout=5)
     return ws, connected, code
 
 
