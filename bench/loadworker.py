@@ -2,7 +2,8 @@
 
 Building the localization engine for a 250-scanner site takes seconds of CPU; a real deployment
 pays that once per worker at start, so the benchmark builds it before the load begins instead of
-counting it as processing lag. Start with `celery -A bench.loadworker worker`.
+counting it as processing lag. (The engine's compiled code is loaded earlier still, by every
+worker: tracking.tasks.warm_up_engine.) Start with `celery -A bench.loadworker worker`.
 """
 
 import os

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from celery import shared_task
+from celery.signals import worker_init
 from django.conf import settings
 
 from tracking import bus, pipeline, presence
+from tracking.localization.warmup import warm_up
+
+log = logging.getLogger(__name__)
+
+
+@worker_init.connect
+def warm_up_engine(**kwargs) -> None:
+    """The engine's compiled code, loaded before the first drain needs it and before the prefork
+    pool forks, so every child starts with it (tracking.localization.warmup)."""
+    started = time.process_time()
+    warm_up(pipeline.engine_config())
+    log.info("localization engine warmed up in %.1f s of CPU", time.process_time() - started)
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True, ignore_result=True)

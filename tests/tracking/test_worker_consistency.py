@@ -145,4 +145,6 @@ def test_two_workers_and_replay_agree(client, recorded_trace, tmp_path):
         for a, b in zip(stored, expected, strict=True)
     )
     for log in logs:
-        assert "process_shard" in log.read_text(), f"{log.name} did no work"
+        text = log.read_text()
+        assert "localization engine warmed up" in text, f"{log.name} did not warm up"
+        assert "process_shard" in text, f"{log.name} did no work"
