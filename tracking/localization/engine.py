@@ -525,7 +525,8 @@ class LocalizationEngine:
         state.last_solve_ts = ts
         state.pending = False
         evidence = self._fresh_evidence(state, ts)
-        state.solved_rssi = {i: [v[0], v[1]] for i, v in state.rssi.items()}
+        if config.quiet_solve_max_s > 0:  # only quiet solving reads it; it is 40 % of a state
+            state.solved_rssi = {i: [v[0], v[1]] for i, v in state.rssi.items()}
         if not evidence:
             return None
         floor_index = self._choose_floor(state, evidence, ts)

@@ -228,11 +228,28 @@ def test_a_tag_that_moves_is_solved_on_every_interval_again(two_rooms):
 
 
 def test_quiet_solving_survives_the_state_round_trip(two_rooms):
-    engine = LocalizationEngine(two_rooms, EngineConfig(self_calibration=False))
-    assert engine.config.quiet_solve_max_s == 0  # off unless asked for
+    quiet = EngineConfig(self_calibration=False, quiet_solve_max_s=6.0)
+    engine = LocalizationEngine(two_rooms, quiet)
     run(engine, readings_for(two_rooms, TAG, 2.0, 2.5, "L1", 10, noise=_jitter))
     exported = json.loads(json.dumps(engine.export_state(TAG)))
     assert exported["solved_rssi"]
-    restored = LocalizationEngine(two_rooms, EngineConfig(self_calibration=False))
+    restored = LocalizationEngine(two_rooms, quiet)
     restored.import_state(TAG, exported)
     assert restored.export_state(TAG) == exported
+
+
+def test_without_quiet_solving_a_state_carries_no_solve_snapshot(two_rooms):
+    engine = LocalizationEngine(two_rooms, EngineConfig(self_calibration=False))
+    assert engine.config.quiet_solve_max_s == 0  # off unless asked for
+    readings = readings_for(two_rooms, TAG, 2.0, 2.5, "L1", 30, noise=_jitter)
+    run(engine, readings[:10])
+    exported = json.loads(json.dumps(engine.export_state(TAG)))
+    assert exported["solved_rssi"] is None
+    # a worker with quiet solving turned on takes such a state over: it solves once as usual,
+    # then leaves the settled tag alone
+    quiet = EngineConfig(self_calibration=False, quiet_solve_max_s=6.0)
+    restored = LocalizationEngine(two_rooms, quiet)
+    restored.import_state(TAG, exported)
+    every_interval = LocalizationEngine(two_rooms, EngineConfig(self_calibration=False))
+    every_interval.import_state(TAG, exported)
+    assert len(run(restored, readings[10:])) < len(run(every_interval, readings[10:]))
