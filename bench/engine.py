@@ -14,8 +14,9 @@ Seconds on a shared machine are noisy. Instructions are not: under
 values; the difference of the two totals is the engine's own work on the readings between them,
 without start-up and without loading the compiled code (docs/performance.md). It also prints a
 SHA-256 digest of every estimate (tag, time, floor, zone, x, y, accuracy, zone probability): a
-change meant to leave the engine's answers alone must leave the digest alone. Results go to
-bench/results/engine.json and .md.
+change meant to leave the engine's answers alone must leave the digest alone. It also reports a
+tag's state as the workers write it to Redis after every chunk (bytes, and CPU to export and
+serialise it). Results go to bench/results/engine.json and .md.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import argparse
 import hashlib
 import sys
 import time
+
+import orjson
 
 from bench.load import machine, save_results
 
@@ -70,6 +73,7 @@ def measure(args: argparse.Namespace) -> dict:
         elapsed = time.process_time() - started
         best = elapsed if best is None else min(best, elapsed)
     estimates = len(produced)
+    state_bytes, state_us = state_cost(engine)
     return {
         "readings": len(readings),
         "estimates": estimates,
@@ -78,7 +82,21 @@ def measure(args: argparse.Namespace) -> dict:
         "cpu_us_per_reading": round(1e6 * best / max(len(readings), 1), 1),
         "cpu_us_per_estimate": round(1e6 * best / max(estimates, 1), 1),
         "estimates_sha256": digest(produced),
+        "state_bytes_per_tag": state_bytes,
+        "state_us_per_tag": state_us,
     }
+
+
+def state_cost(engine, passes: int = 20) -> tuple[int, float]:
+    """Mean size of a tag's state as a worker writes it to Redis after each chunk (orjson, as
+    tracking.pipeline does), and the CPU to export and serialise it, at the end of the trace."""
+    tags = list(engine.tags)
+    started = time.process_time()
+    for _ in range(passes):
+        encoded = [orjson.dumps(engine.export_state(tag)) for tag in tags]
+    elapsed = time.process_time() - started
+    count = max(len(tags), 1)
+    return round(sum(map(len, encoded)) / count), round(1e6 * elapsed / (passes * count), 2)
 
 
 def digest(estimates) -> str:
@@ -107,6 +125,10 @@ def markdown(report: dict) -> str:
             f"{result['cpu_us_per_estimate']} |",
             "",
             f"Estimates digest (SHA-256): `{result['estimates_sha256']}`",
+            "",
+            f"A tag's state as the workers write it after each chunk: "
+            f"{result['state_bytes_per_tag']:,} bytes, {result['state_us_per_tag']} us of CPU to "
+            "export and serialise (mean over the tags at the end of the trace).",
             "",
         ]
     )

@@ -13,6 +13,8 @@ def test_a_short_trace_is_replayed_and_counted_without_writing_results(tmp_path,
     assert result["tags"] == 4
     assert 0 < result["estimates"] < result["readings"]
     assert result["cpu_us_per_estimate"] > result["cpu_us_per_reading"] > 0
+    assert result["state_bytes_per_tag"] > 100
+    assert result["state_us_per_tag"] > 0
     assert not list(tmp_path.iterdir())
 
 
