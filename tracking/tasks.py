@@ -18,9 +18,15 @@ log = logging.getLogger(__name__)
 @worker_init.connect
 def warm_up_engine(**kwargs) -> None:
     """The engine's compiled code, loaded before the first drain needs it and before the prefork
-    pool forks, so every child starts with it (tracking.localization.warmup)."""
+    pool forks, so every child starts with it (tracking.localization.warmup). A failure must not
+    keep the worker from its other tasks (cold-chain checks, alert escalations): the first drain
+    then loads the code itself."""
     started = time.process_time()
-    warm_up(pipeline.engine_config())
+    try:
+        warm_up(pipeline.engine_config())
+    except Exception:
+        log.exception("localization engine warm-up failed; the first drain will compile")
+        return
     log.info("localization engine warmed up in %.1f s of CPU", time.process_time() - started)
 
 

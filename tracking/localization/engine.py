@@ -525,7 +525,7 @@ class LocalizationEngine:
         state.last_solve_ts = ts
         state.pending = False
         evidence = self._fresh_evidence(state, ts)
-        if config.quiet_solve_max_s > 0:  # only quiet solving reads it; it is 40 % of a state
+        if config.quiet_solve_max_s > 0:  # only quiet solving reads it: a quarter of a state
             state.solved_rssi = {i: [v[0], v[1]] for i, v in state.rssi.items()}
         if not evidence:
             return None

@@ -71,5 +71,5 @@ def test_after_warming_up_a_busier_site_compiles_nothing_more():
         assert report["after"] == report["warmed"], mode
 
 
-def test_warm_up_places_every_tag_of_its_small_ward():
+def test_warm_up_runs_its_small_ward_as_far_as_positions():
     assert warm_up(EngineConfig(self_calibration=False)) >= 4
