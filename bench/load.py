@@ -25,6 +25,9 @@ Figures, over the measurement window (after a warm-up at the same rate):
 - receipt-to-websocket latency: websocket receive time minus the `ts` of the pushed position,
   which is the event time of the newest reading that went into it, i.e. the instant the gateway
   stamped and sent that reading (same clock, loopback);
+- the workers' share of it: receipt until a worker applied the reading, and the drains' rate
+  and duration, from the histograms the workers export (`reading_wait_seconds`,
+  `drain_seconds`; quantiles interpolated within buckets, as Prometheus does);
 - CPU% (100 % = one core) and peak RSS of every process group;
 - lost = accepted - processed - dropped(late, unknown tag) - still held, after a drain period.
 
@@ -404,6 +407,38 @@ def counter_totals(counters: dict[str, float]) -> dict[str, float]:
     return totals
 
 
+def bucket_counts(counters: dict[str, float], name: str) -> dict[str, float]:
+    """The per-bucket counters of the shared histogram `name`, by `le`."""
+    prefix = f"{name}_bucket|"
+    return {
+        json.loads(field[len(prefix) :])["le"]: value
+        for field, value in counters.items()
+        if field.startswith(prefix)
+    }
+
+
+def bucket_quantiles(
+    before: dict[str, float], after: dict[str, float], bounds: tuple[float, ...]
+) -> dict:
+    """p50 / p95 / p99 of what a histogram gained between two samples, interpolated within the
+    bucket as Prometheus's histogram_quantile does (a quantile in the +Inf bucket reads as the
+    largest bound)."""
+    les = [*map(str, bounds), "+Inf"]
+    gained = [after.get(le, 0.0) - before.get(le, 0.0) for le in les]
+    total = sum(gained)
+    result: dict = {"count": round(total)}
+    if total <= 0:
+        return result
+    for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+        rank, below, lower = q * total, 0.0, 0.0
+        for bound, count in zip([*bounds, bounds[-1]], gained, strict=True):
+            if count > 0 and below + count >= rank:
+                result[label] = round(lower + (bound - lower) * (rank - below) / count, 3)
+                break
+            below, lower = below + count, bound
+    return result
+
+
 def held_readings(client, shards: int) -> int:
     pipe = client.pipeline(transaction=False)
     for shard in range(shards):
@@ -451,6 +486,8 @@ class Monitor:
             "positions": totals.get("positions_total", 0.0),
             "cursor_lag_s": cursor_lag_s(self.client, self.shards),
             "processing_lag_s": gauges.get("processing_lag_seconds", 0.0),
+            "wait_buckets": bucket_counts(counters, "reading_wait_seconds"),
+            "drain_buckets": bucket_counts(counters, "drain_seconds"),
         }
         row["backlog"] = row["accepted"] - row["processed"] - row["dropped"]
         self.sampler.sample()
@@ -551,6 +588,8 @@ def run_step(stack: Stack, monitor: Monitor, prepared: dict, rate: int, args) ->
 
 
 def summarize(rate, args, window, monitor, generator, watchers, final, held) -> dict:
+    from hospital.observability import HISTOGRAM_BUCKETS
+
     start, end = window
     inside = [s for s in monitor.samples if start <= s["t"] <= end]
     first, last = (inside[0], inside[-1]) if len(inside) >= 2 else (final, final)
@@ -621,6 +660,12 @@ def summarize(rate, args, window, monitor, generator, watchers, final, held) -> 
         "latency_s": {
             k: (round(v, 3) if k != "count" else v) for k, v in percentiles(latencies).items()
         },
+        "worker_wait_s": bucket_quantiles(
+            first["wait_buckets"], last["wait_buckets"], HISTOGRAM_BUCKETS["reading_wait_seconds"]
+        ),
+        "drain_s": bucket_quantiles(
+            first["drain_buckets"], last["drain_buckets"], HISTOGRAM_BUCKETS["drain_seconds"]
+        ),
         "websocket": {**watchers.get("stats", {}), "errors": watchers.get("errors", [])},
         "end": {
             "accepted_total": final["accepted"],
@@ -741,8 +786,8 @@ def print_result(result: dict) -> None:
         f" processed {result['processed_per_s']:.0f}/s, backlog growth "
         f"{result['backlog_growth_per_s']:.0f}/s, cursor lag {result['cursor_lag_end_s']} s, "
         f"latency p50/p95/p99 {latency.get('p50')}/{latency.get('p95')}/{latency.get('p99')} s "
-        f"(n={latency.get('count')}), refused {result['refused_readings']}, deferred "
-        f"{result.get('deferred_readings', 0)}, errors "
+        f"(n={latency.get('count')}), {wait_text(result)}, refused "
+        f"{result['refused_readings']}, deferred {result.get('deferred_readings', 0)}, errors "
         f"{result['request_errors']}, lost {end['lost']} (unprocessed {end['unprocessed']:.0f}), "
         f"{'SUSTAINED' if result['sustained'] else 'NOT sustained'}",
         flush=True,
@@ -750,6 +795,16 @@ def print_result(result: dict) -> None:
     for name, figures in result["processes"].items():
         cpu, rss = figures["cpu_pct"], figures["rss_mb_max"]
         print(f"     {name:<34} cpu {cpu:6.1f} %  rss {rss:8.1f} MB")
+
+
+def wait_text(result: dict) -> str:
+    """The workers' side of the latency, from their histograms (older results have none)."""
+    wait, drain = result.get("worker_wait_s", {}), result.get("drain_s", {})
+    return (
+        f"receipt-to-worker p50/p95/p99 {wait.get('p50')}/{wait.get('p95')}/{wait.get('p99')} s, "
+        f"{drain.get('count', 0) / max(result['window_s'], 1e-9):.1f} drains/s taking "
+        f"p50/p99 {drain.get('p50')}/{drain.get('p99')} s"
+    )
 
 
 def markdown(all_results: dict) -> str:
@@ -789,6 +844,12 @@ def markdown(all_results: dict) -> str:
                 f"{run['end']['lost']} (backlog {run['end'].get('unprocessed', 0):.0f}) | "
                 f"{'yes' if run['sustained'] else 'no'} |"
             )
+        lines += [""] + [
+            f"Workers ({run['rate_target']}/s, histograms `reading_wait_seconds` and "
+            f"`drain_seconds`): {wait_text(run)}."
+            for run in report["runs"]
+            if "worker_wait_s" in run
+        ]
         lines += ["", "CPU (100 % = one core) and peak RSS per process group:", ""]
         lines += ["| offered/s | process | CPU % | RSS MB |", "|---|---|---|---|"]
         for run in report["runs"]:

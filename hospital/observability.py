@@ -16,7 +16,9 @@ import logging
 import re
 import threading
 import time
-from collections import defaultdict
+from bisect import bisect_left
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -27,7 +29,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 logger = logging.getLogger(__name__)
@@ -58,7 +60,21 @@ METRICS: dict[str, tuple[str, str]] = {
         "gauge",
         "Receipt-to-position delay of the newest batch a worker processed.",
     ),
+    "reading_wait_seconds": (
+        "histogram",
+        "Time from a reading's receipt (202) until a worker applied it: the late allowance "
+        "plus the wait for its shard's next drain.",
+    ),
+    "drain_seconds": ("histogram", "Wall time of one drain of a shard by a worker."),
 }
+
+#: Upper bounds (seconds) of each histogram's buckets; +Inf is implied. Stored as counters per
+#: bucket (not cumulative) and summed up at scrape time.
+HISTOGRAM_BUCKETS: dict[str, tuple[float, ...]] = {
+    "reading_wait_seconds": (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0),
+    "drain_seconds": (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+}
+_HISTOGRAM_SUFFIXES = ("_bucket", "_sum")
 
 
 def _check_name(name: str, labels: dict) -> None:
@@ -190,6 +206,28 @@ def queue_incr(pipe, name: str, amount: float = 1, **labels: str) -> None:
         pipe.hincrbyfloat(_counters_key(), field, amount)
 
 
+def queue_observe(pipe, name: str, values: Sequence[float]) -> None:
+    """Observations of the histogram `name` (HISTOGRAM_BUCKETS) as commands on a caller's
+    pipeline: one counter per bucket touched, plus the sum (the count is the buckets' total). A
+    drain records all of its readings' waits at once: a few commands, not one per reading."""
+    if not values:
+        return
+    bounds = HISTOGRAM_BUCKETS[name]
+    for index, count in Counter(bisect_left(bounds, value) for value in values).items():
+        le = str(bounds[index]) if index < len(bounds) else "+Inf"
+        queue_incr(pipe, f"{name}_bucket", count, le=le)
+    queue_incr(pipe, f"{name}_sum", float(sum(values)))
+
+
+def histogram_part(field_name: str) -> tuple[str, str] | None:
+    """("reading_wait_seconds", "_bucket") for a stored histogram field's name, else None."""
+    for suffix in _HISTOGRAM_SUFFIXES:
+        base = field_name.removesuffix(suffix)
+        if base != field_name and base in HISTOGRAM_BUCKETS:
+            return base, suffix
+    return None
+
+
 def set_gauge(name: str, value: float, **labels: str) -> None:
     """Set the shared gauge `name` (with optional labels) to `value`; the last writer wins."""
     field = _series(name, labels)
@@ -276,12 +314,20 @@ class SharedCollector:
                 families[key] = cls(METRIC_PREFIX + name, help_text, labels=labels)
             return families[key]
 
+        histograms: dict[str, dict[str, float]] = defaultdict(dict)
         for store, kind in ((counters, "counter"), (gauges, "gauge")):
             for field, value in sorted(store.items()):
                 name, labels = _parse_field(field)
+                part = histogram_part(name) if kind == "counter" else None
+                if part is not None:
+                    base, suffix = part
+                    histograms[base][labels.get("le", suffix)] = value
+                    continue
                 keys = sorted(labels)
                 family(name, keys, kind).add_metric([labels[k] for k in keys], value)
         yield from families.values()
+        for name, stored in sorted(histograms.items()):
+            yield _histogram_family(name, stored)
 
         client = redis_client()
         if client is None:
@@ -320,6 +366,21 @@ class SharedCollector:
         for name, count in queues.items():
             celery.add_metric([name], count)
         yield from (length, lag, age, celery)
+
+
+def _histogram_family(name: str, stored: dict[str, float]) -> HistogramMetricFamily:
+    """Prometheus's cumulative buckets from the per-bucket counters, every bound included."""
+    running = 0.0
+    buckets = []
+    for le in [*map(str, HISTOGRAM_BUCKETS[name]), "+Inf"]:
+        running += stored.get(le, 0.0)
+        buckets.append((le, running))
+    return HistogramMetricFamily(
+        METRIC_PREFIX + name,
+        METRICS[name][1],
+        buckets=buckets,
+        sum_value=stored.get("_sum", 0.0),
+    )
 
 
 def render_metrics() -> bytes:

@@ -138,6 +138,9 @@ class ShardReport:
     estimates: int = 0
     newest_receipt: float | None = None
     updates: list[dict] = field(default_factory=list)
+    #: seconds from receipt to release of each reading released (metric reading_wait_seconds)
+    reading_waits: list[float] = field(default_factory=list)
+    drain_s: float | None = None
 
 
 def process_shard(shard: int, now: float | None = None) -> ShardReport:
@@ -147,7 +150,8 @@ def process_shard(shard: int, now: float | None = None) -> ShardReport:
     if not lock.acquire():
         return ShardReport(busy=True)
     total = ShardReport()
-    slice_ends = time.monotonic() + DRAIN_SLICE_S
+    started = time.monotonic()
+    slice_ends = started + DRAIN_SLICE_S
     try:
         while True:
             report = _process_chunk(shard, time.time() if now is None else now)
@@ -157,10 +161,12 @@ def process_shard(shard: int, now: float | None = None) -> ShardReport:
             if report.newest_receipt is not None:
                 total.newest_receipt = report.newest_receipt
             total.updates.extend(report.updates)
+            total.reading_waits.extend(report.reading_waits)
             if report.entries < ENTRIES_PER_CHUNK or time.monotonic() >= slice_ends:
                 break
     finally:
         lock.release()
+    total.drain_s = time.monotonic() - started
     return total
 
 
@@ -177,6 +183,9 @@ def record_metrics(report: ShardReport) -> None:
         observability.queue_incr(
             pipe, "readings_dropped_total", report.unknown_tag, reason="unknown-tag"
         )
+    observability.queue_observe(pipe, "reading_wait_seconds", report.reading_waits)
+    if report.drain_s is not None:
+        observability.queue_observe(pipe, "drain_seconds", [report.drain_s])
     try:
         pipe.execute()
     except Exception:
@@ -231,6 +240,7 @@ def _process_chunk(shard: int, now: float) -> ShardReport:
     released.sort(key=itemgetter(0, 1, 2, 3))
     if released:
         report.newest_receipt = max(r[5] for r in released)
+        report.reading_waits = [now - r[5] for r in released]
     report.held = len(still_held)
 
     runtime = site_runtime()

@@ -344,3 +344,30 @@ def test_a_store_outage_is_swallowed(settings, monkeypatch):
 
     monkeypatch.setattr(observability, "redis_client", lambda: Down())
     observability.incr("batches_total", outcome="accepted")
+
+
+@pytest.mark.parametrize("store", ["redis", "in-process"])
+def test_histograms_are_rendered_with_cumulative_buckets(request, store):
+    if store == "in-process":
+        request.getfixturevalue("in_process")
+    elif not django_settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL")
+    client = observability.redis_client()
+    pipe = client.pipeline() if client is not None else None
+    observability.queue_observe(pipe, "reading_wait_seconds", [0.05, 0.6, 0.6, 0.75, 2.5, 90.0])
+    observability.queue_observe(pipe, "reading_wait_seconds", [])
+    observability.queue_observe(pipe, "drain_seconds", [0.2])
+    if pipe is not None:
+        pipe.execute()
+    text = scrape()
+    assert "# TYPE wardwise_reading_wait_seconds histogram" in text
+    assert 'wardwise_reading_wait_seconds_bucket{le="0.1"} 1.0' in text
+    assert 'wardwise_reading_wait_seconds_bucket{le="0.5"} 1.0' in text
+    assert 'wardwise_reading_wait_seconds_bucket{le="0.75"} 4.0' in text  # le: at most
+    assert 'wardwise_reading_wait_seconds_bucket{le="3.0"} 5.0' in text
+    assert 'wardwise_reading_wait_seconds_bucket{le="60.0"} 5.0' in text
+    assert 'wardwise_reading_wait_seconds_bucket{le="+Inf"} 6.0' in text
+    assert "wardwise_reading_wait_seconds_count 6.0" in text
+    assert "wardwise_reading_wait_seconds_sum 94.5" in text
+    assert 'wardwise_drain_seconds_bucket{le="0.25"} 1.0' in text
+    assert "wardwise_drain_seconds_bucket" not in text.split("# TYPE wardwise_drain_seconds")[0]

@@ -182,3 +182,36 @@ def test_within_its_slice_a_drain_takes_every_chunk_there_is(ward, monkeypatch):
     report = pipeline.process_shard(shard, now=START + 30)
     assert report.entries == 40
     assert not pipeline.has_unprocessed(shard)
+
+
+def test_a_drain_reports_how_long_each_reading_waited_and_how_long_it_took(ward):
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    first = [pipeline.process_shard(shard, now=START + 10) for shard in range(bus.shard_count())]
+    second = [pipeline.process_shard(shard, now=START + 16) for shard in range(bus.shard_count())]
+    released_first = sum(r.applied for r in first)
+    waits = [w for r in first for w in r.reading_waits]
+    assert len(waits) == released_first > 0
+    assert set(waits) == {0.0}  # released at once: received at START + 10, drained then
+    later = [w for r in second for w in r.reading_waits]
+    assert len(later) == 40 - released_first
+    assert set(later) == {6.0}  # held until the hold time (5 s) ran out, taken 6 s later
+    assert all(r.drain_s is not None and r.drain_s >= 0 for r in first + second)
+
+
+def test_the_waits_and_drain_times_reach_the_metrics(ward, isolated_metrics):
+    from hospital import observability
+
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    for shard in range(bus.shard_count()):
+        pipeline.record_metrics(pipeline.process_shard(shard, now=START + 30))
+    counters, _ = observability.read_shared()
+    buckets = {
+        json_labels: value
+        for field, value in counters.items()
+        for name, _, json_labels in [field.partition("|")]
+        if name == "reading_wait_seconds_bucket"
+    }
+    assert buckets == {'{"le": "30.0"}': 40}  # every reading waited 20 s
+    assert counters["reading_wait_seconds_sum"] == 40 * 20.0
+    drains = sum(v for f, v in counters.items() if f.startswith("drain_seconds_bucket|"))
+    assert drains == bus.shard_count()
