@@ -33,16 +33,21 @@ def in_process(settings):
     settings.REDIS_URL = ""
 
 
+@pytest.fixture(params=["redis", "in-process"])
+def store(request):
+    """Each test using it runs against both metric stores."""
+    if request.param == "in-process":
+        request.getfixturevalue("in_process")
+    elif not django_settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL")
+    return request.param
+
+
 def scrape() -> str:
     return observability.render_metrics().decode()
 
 
-@pytest.mark.parametrize("store", ["redis", "in-process"])
-def test_counters_and_gauges_are_rendered_with_their_labels(request, store):
-    if store == "in-process":
-        request.getfixturevalue("in_process")
-    elif not django_settings.REDIS_URL:
-        pytest.skip("needs REDIS_URL")
+def test_counters_and_gauges_are_rendered_with_their_labels(store):
     observability.incr("readings_accepted_total", 250)
     observability.incr("readings_accepted_total", 50)
     observability.incr("readings_rejected_total", 3, reason="rssi_out_of_range")
@@ -346,12 +351,7 @@ def test_a_store_outage_is_swallowed(settings, monkeypatch):
     observability.incr("batches_total", outcome="accepted")
 
 
-@pytest.mark.parametrize("store", ["redis", "in-process"])
-def test_histograms_are_rendered_with_cumulative_buckets(request, store):
-    if store == "in-process":
-        request.getfixturevalue("in_process")
-    elif not django_settings.REDIS_URL:
-        pytest.skip("needs REDIS_URL")
+def test_histograms_are_rendered_with_cumulative_buckets(store):
     client = observability.redis_client()
     pipe = client.pipeline() if client is not None else None
     observability.queue_observe(pipe, "reading_wait_seconds", [0.05, 0.6, 0.6, 0.75, 2.5, 90.0])
@@ -359,15 +359,20 @@ def test_histograms_are_rendered_with_cumulative_buckets(request, store):
     observability.queue_observe(pipe, "drain_seconds", [0.2])
     if pipe is not None:
         pipe.execute()
-    text = scrape()
-    assert "# TYPE wardwise_reading_wait_seconds histogram" in text
-    assert 'wardwise_reading_wait_seconds_bucket{le="0.1"} 1.0' in text
-    assert 'wardwise_reading_wait_seconds_bucket{le="0.5"} 1.0' in text
-    assert 'wardwise_reading_wait_seconds_bucket{le="0.75"} 4.0' in text  # le: at most
-    assert 'wardwise_reading_wait_seconds_bucket{le="3.0"} 5.0' in text
-    assert 'wardwise_reading_wait_seconds_bucket{le="60.0"} 5.0' in text
-    assert 'wardwise_reading_wait_seconds_bucket{le="+Inf"} 6.0' in text
-    assert "wardwise_reading_wait_seconds_count 6.0" in text
-    assert "wardwise_reading_wait_seconds_sum 94.5" in text
-    assert 'wardwise_drain_seconds_bucket{le="0.25"} 1.0' in text
-    assert "wardwise_drain_seconds_bucket" not in text.split("# TYPE wardwise_drain_seconds")[0]
+    lines = scrape().splitlines()
+    expected = [
+        "# TYPE wardwise_reading_wait_seconds histogram",
+        'wardwise_reading_wait_seconds_bucket{le="0.1"} 1.0',
+        'wardwise_reading_wait_seconds_bucket{le="0.5"} 1.0',
+        'wardwise_reading_wait_seconds_bucket{le="0.75"} 4.0',  # le: at most the bound
+        'wardwise_reading_wait_seconds_bucket{le="3.0"} 5.0',
+        'wardwise_reading_wait_seconds_bucket{le="60.0"} 5.0',
+        'wardwise_reading_wait_seconds_bucket{le="+Inf"} 6.0',
+        "wardwise_reading_wait_seconds_count 6.0",
+        "wardwise_reading_wait_seconds_sum 94.5",
+        "# TYPE wardwise_drain_seconds histogram",
+        'wardwise_drain_seconds_bucket{le="0.25"} 1.0',
+        "wardwise_drain_seconds_count 1.0",
+    ]
+    assert [line for line in expected if line not in lines] == []
+    assert not any(line.startswith("wardwise_reading_wait_seconds_bucket_") for line in lines)
