@@ -321,7 +321,7 @@ class SharedCollector:
                 part = histogram_part(name) if kind == "counter" else None
                 if part is not None:
                     base, suffix = part
-                    histograms[base][labels.get("le", suffix)] = value
+                    histograms[base][labels["le"] if suffix == "_bucket" else suffix] = value
                     continue
                 keys = sorted(labels)
                 family(name, keys, kind).add_metric([labels[k] for k in keys], value)
