@@ -3,6 +3,9 @@
     python -m bench.worker                                  # 10,000 readings/s for 2 x 10 s
     python -m bench.worker --engine quiet_solve_max_s=6     # the same with an engine option,
                                                             # compared with the defaults in one run
+    python -m bench.worker --drain-every 0.5                # the live regime: every shard drained
+                                                            # each 0.5 s of event time
+    python -m bench.worker --compare-env WARDWISE_GC_THRESHOLDS=off   # defaults vs a setting
 
 The end-to-end benchmark (bench.load) measures the whole stack; this one isolates the worker,
 which is where the localization engine runs. It prepares the same hospital as bench.load
@@ -12,6 +15,8 @@ by its 6 nearest scanners, at the offered rate), lets `tracking.pipeline.process
 the first half (tag states created, locations and stays written) and then times the second half:
 CPU seconds of this process (not wall time, so other load on the machine distorts it less; the
 PostgreSQL and Redis servers' CPU is not included) per reading applied and per position.
+The default drains the timed half at once (a backlog: the worker's best case); `--drain-every`
+drains as a live worker does, a little of every tag each round, which costs more per reading.
 
 Each configuration runs on a fresh database and Redis, in its own subprocess, in the same run, so
 the ratio between them is the figure to trust. Results go to bench/results/worker.json and .md.
@@ -23,6 +28,7 @@ import argparse
 import dataclasses
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -41,11 +47,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--floors", type=int, default=5)
     parser.add_argument("--rooms-per-side", type=int, default=25)
     parser.add_argument(
+        "--drain-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="time the live regime instead: gateways' batches arrive in send-time order and every "
+        "shard is drained each S seconds of event time (default: one drain of the whole half)",
+    )
+    parser.add_argument(
         "--engine",
         action="append",
         default=[],
         metavar="NAME=VALUE",
         help="EngineConfig number for the compared run (the baseline keeps the defaults)",
+    )
+    parser.add_argument(
+        "--compare-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment variable of the compared run (with --engine: both in one compared run)",
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child: run one configuration
     return parser.parse_args(argv)
@@ -58,13 +79,16 @@ def child(args: argparse.Namespace) -> dict:
     args.env, args.bench_db, args.redis_db = [], BENCH_DB, REDIS_DB
     prepared = prepare(args)
     import numpy as np
+    from django.conf import settings
 
+    from hospital import gc_tuning
     from tracking import bus, pipeline
     from tracking.ingestion import RssiReading
 
     options = json.loads(args.one)
     default_config = pipeline.engine_config
     pipeline.engine_config = lambda: dataclasses.replace(default_config(), **options)
+    gc_tuning.tune(settings.WARDWISE["GC_THRESHOLDS"])  # as tracking.tasks does at worker start
 
     links = prepared["links"]
     link_count = sum(len(tags) for tags, _ in links.values())
@@ -72,20 +96,24 @@ def child(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(3)
     start = time.time() - 2 * args.seconds - 10
 
-    def publish(seconds: range) -> int:
-        count = 0
-        for second in seconds:
-            for phase, (serial, (tags, means)) in enumerate(sorted(links.items())):
-                heard = np.nonzero(rng.random(len(tags)) < probability)[0]
-                stamp = start + second + (phase % 1000) / 1000
-                noise = rng.normal(0.0, 4.0, len(heard))
-                readings = [
-                    RssiReading(stamp, tags[i], float(round(means[i] + n)))
-                    for i, n in zip(heard, noise, strict=True)
-                ]
-                bus.publish(serial, readings, stamp)
-                count += len(readings)
-        return count
+    def batches(second: int) -> list[tuple[float, str, list[RssiReading]]]:
+        """One second of every gateway's batch, at a fixed phase per gateway, in send order."""
+        sent = []
+        for phase, (serial, (tags, means)) in enumerate(sorted(links.items())):
+            heard = np.nonzero(rng.random(len(tags)) < probability)[0]
+            stamp = start + second + phase / len(links)
+            noise = rng.normal(0.0, 4.0, len(heard))
+            readings = [
+                RssiReading(stamp, tags[i], float(round(means[i] + n)))
+                for i, n in zip(heard, noise, strict=True)
+            ]
+            sent.append((stamp, serial, readings))
+        return sent
+
+    def publish(sent: list[tuple[float, str, list[RssiReading]]]) -> int:
+        for stamp, serial, readings in sent:
+            bus.publish(serial, readings, stamp)
+        return sum(len(readings) for _, _, readings in sent)
 
     def drain(now: float) -> tuple[int, int]:
         applied = estimates = 0
@@ -98,37 +126,65 @@ def child(args: argparse.Namespace) -> dict:
                     break
         return applied, estimates
 
+    def timed_live(seconds: range, every: float) -> tuple[int, int, int, float, int]:
+        """Publish up to each tick's event time, then drain every shard as of that time; only
+        the drains are timed (publishing is the HTTP tier's work)."""
+        pending = [batch for second in seconds for batch in batches(second)]
+        published = applied = estimates = ticks = 0
+        cpu = 0.0
+        tick = start + seconds.start + every
+        while pending or tick <= start + seconds.stop + 1.0:
+            due = [batch for batch in pending if batch[0] < tick]
+            pending = pending[len(due) :]
+            published += publish(due)
+            began = time.process_time()
+            done = drain(tick)
+            cpu += time.process_time() - began
+            applied, estimates, ticks = applied + done[0], estimates + done[1], ticks + 1
+            tick += every
+        return published, applied, estimates, cpu, ticks
+
     pipeline.site_runtime()
-    publish(range(args.seconds))
+    publish([batch for second in range(args.seconds) for batch in batches(second)])
     drain(start + args.seconds + 0.1)
-    published = publish(range(args.seconds, 2 * args.seconds))
-    cpu = time.process_time()
-    applied, estimates = drain(time.time() + 60)
-    cpu = time.process_time() - cpu
+    timed = range(args.seconds, 2 * args.seconds)
+    if args.drain_every > 0:
+        published, applied, estimates, cpu, drains = timed_live(timed, args.drain_every)
+    else:
+        published = publish([batch for second in timed for batch in batches(second)])
+        cpu = time.process_time()
+        applied, estimates = drain(time.time() + 60)
+        cpu = time.process_time() - cpu
+        drains = 1
     return {
         "engine_options": options,
+        "drain_every_s": args.drain_every,
+        "shard_drains": drains * bus.shard_count(),
+        "cpu_ms_per_shard_drain": round(1000 * cpu / (drains * bus.shard_count()), 2),
         "readings_published": published,
         "readings_applied": applied,
         "positions": estimates,
         "cpu_s": round(cpu, 2),
         "readings_per_cpu_s": round(applied / cpu),
         "cpu_us_per_position": round(1e6 * cpu / max(estimates, 1)),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
-def run_one(args: argparse.Namespace, options: dict) -> dict:
-    env = {**stack_env(argparse.Namespace(env=[])), "WARDWISE_SELF_CALIBRATION": "false"}
+def run_one(args: argparse.Namespace, options: dict, env_overrides: list[str]) -> dict:
+    env = stack_env(argparse.Namespace(env=["WARDWISE_SELF_CALIBRATION=false", *env_overrides]))
     command = [
         sys.executable, "-m", "bench.worker", "--one", json.dumps(options),
         "--rate", str(args.rate), "--seconds", str(args.seconds), "--tags", str(args.tags),
         "--floors", str(args.floors), "--rooms-per-side", str(args.rooms_per_side),
+        "--drain-every", str(args.drain_every),
     ]  # fmt: skip
     done = subprocess.run(  # nosec B603
         command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
     if done.returncode:
         raise RuntimeError(f"worker benchmark failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "env": env_overrides}
 
 
 def markdown(report: dict) -> str:
@@ -138,15 +194,19 @@ def markdown(report: dict) -> str:
         f"`{report['command']}` at {report['when']}; {report['machine']['cpus']} CPUs, load "
         f"average {' / '.join(report['machine']['load_average'])} at the start.",
         "",
-        "| engine options | readings applied | positions | CPU s | readings per CPU-s | "
-        "CPU us per position |",
-        "|---|---|---|---|---|---|",
+        "| configuration | drained | readings applied | positions | CPU s | readings per CPU-s | "
+        "CPU us per position | CPU ms per shard drain | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in report["runs"]:
-        options = ", ".join(f"{k}={v:g}" for k, v in run["engine_options"].items()) or "defaults"
+        settings = [f"{k}={v:g}" for k, v in run["engine_options"].items()] + run.get("env", [])
+        options = ", ".join(settings) or "defaults"
+        every = run["drain_every_s"]
+        drained = f"every {every:g} s" if every else "once"
         lines.append(
-            f"| {options} | {run['readings_applied']:,} | {run['positions']:,} | "
-            f"{run['cpu_s']} | {run['readings_per_cpu_s']:,} | {run['cpu_us_per_position']:,} |"
+            f"| {options} | {drained} | {run['readings_applied']:,} | {run['positions']:,} | "
+            f"{run['cpu_s']} | {run['readings_per_cpu_s']:,} | {run['cpu_us_per_position']:,} | "
+            f"{run['cpu_ms_per_shard_drain']:,} | {run.get('peak_rss_mb', '')} |"
         )
     if len(report["runs"]) == 2:
         base, other = report["runs"]
@@ -174,9 +234,10 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine(),
         "runs": [],
     }
-    for configuration in [{}, options] if options else [{}]:
-        print(f"running with {configuration or 'the engine defaults'} ...", flush=True)
-        report["runs"].append(run_one(args, configuration))
+    compared = [(options, args.compare_env)] if options or args.compare_env else []
+    for configuration, env in [({}, []), *compared]:
+        print(f"running with {configuration, env} ...", flush=True)
+        report["runs"].append(run_one(args, configuration, env))
         print("  ", report["runs"][-1], flush=True)
     text = markdown(report)
     save_results("worker", report, text)

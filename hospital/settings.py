@@ -48,6 +48,24 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name}={value!r} is not a number") from exc
 
 
+def env_gc_thresholds(name: str, default: tuple[int, int, int]) -> tuple[int, int, int] | None:
+    """Three positive integers for gc.set_threshold, or "off" (None: CPython's own settings)."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    if value.strip().lower() == "off":
+        return None
+    try:
+        numbers = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        numbers = ()
+    if len(numbers) != 3 or min(numbers) <= 0:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not three positive integers like 10000,10,10 (or off)"
+        )
+    return numbers
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
@@ -364,6 +382,9 @@ WARDWISE = {
     # Seconds a settled parked tag whose radio has not changed may go without a new solve
     # (0: solve every interval). Saves worker CPU; costs a little room accuracy on real data.
     "QUIET_SOLVE_MAX_S": env_float("WARDWISE_QUIET_SOLVE_MAX_S", 0.0),
+    # Pipeline workers freeze their start-up heap and collect garbage with these thresholds
+    # (hospital/gc_tuning.py); "off" keeps CPython's (700, 10, 10) and freezes nothing.
+    "GC_THRESHOLDS": env_gc_thresholds("WARDWISE_GC_THRESHOLDS", (10_000, 10, 10)),
     # Find-nearest walking graph (hospital/wayfinding.py): the narrowest shared wall that counts
     # as a door, metres per level by stairs or lift, and the cost of changing floors where a
     # floor has no stairs or lift drawn.

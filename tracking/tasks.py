@@ -9,6 +9,7 @@ from celery import shared_task
 from celery.signals import worker_init
 from django.conf import settings
 
+from hospital import gc_tuning
 from tracking import bus, pipeline, presence
 from tracking.localization.warmup import warm_up
 
@@ -20,14 +21,19 @@ def warm_up_engine(**kwargs) -> None:
     """The engine's compiled code, loaded before the first drain needs it and before the prefork
     pool forks, so every child starts with it (tracking.localization.warmup). A failure must not
     keep the worker from its other tasks (cold-chain checks, alert escalations): the first drain
-    then loads the code itself."""
+    then loads the code itself. Then the start-up heap is frozen and the collector's thresholds
+    raised (hospital.gc_tuning), also before the fork."""
     started = time.process_time()
     try:
         warm_up(pipeline.engine_config())
     except Exception:
         log.exception("localization engine warm-up failed; the first drain will compile")
-        return
-    log.info("localization engine warmed up in %.1f s of CPU", time.process_time() - started)
+    else:
+        log.info("localization engine warmed up in %.1f s of CPU", time.process_time() - started)
+    thresholds = settings.WARDWISE["GC_THRESHOLDS"]
+    frozen = gc_tuning.tune(thresholds)
+    if thresholds is not None:
+        log.info("garbage collector: %d objects frozen, thresholds %s", frozen, thresholds)
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True, ignore_result=True)

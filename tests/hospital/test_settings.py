@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
     "import json, django; from django.conf import settings; django.setup();"
@@ -114,3 +117,28 @@ def test_an_out_of_range_location_threshold_is_refused_with_its_name():
     assert "WARDWISE_LOCATION_CONFIRM_PROBABILITY=1.5 must be in (0, 1]" in result.stderr
     result = settings_with(WARDWISE_LOCATION_STALE_AFTER_S="soon")
     assert "WARDWISE_LOCATION_STALE_AFTER_S='soon' is not an integer" in result.stderr
+
+
+def gc_thresholds_from(monkeypatch, value):
+    from hospital.settings import env_gc_thresholds
+
+    if value is None:
+        monkeypatch.delenv("WARDWISE_GC_THRESHOLDS", raising=False)
+    else:
+        monkeypatch.setenv("WARDWISE_GC_THRESHOLDS", value)
+    return env_gc_thresholds("WARDWISE_GC_THRESHOLDS", (10_000, 10, 10))
+
+
+@pytest.mark.parametrize(
+    ("value", "thresholds"),
+    [(None, (10_000, 10, 10)), ("", (10_000, 10, 10)), ("50000, 20, 10", (50_000, 20, 10)),
+     ("Off", None)],
+)  # fmt: skip
+def test_worker_gc_thresholds_are_three_positive_integers_or_off(monkeypatch, value, thresholds):
+    assert gc_thresholds_from(monkeypatch, value) == thresholds
+
+
+@pytest.mark.parametrize("value", ["10000,10", "10000,10,0", "lots", "10000,10,ten"])
+def test_bad_worker_gc_thresholds_are_refused_by_name(monkeypatch, value):
+    with pytest.raises(ImproperlyConfigured, match=r"WARDWISE_GC_THRESHOLDS=.* 10000,10,10"):
+        gc_thresholds_from(monkeypatch, value)

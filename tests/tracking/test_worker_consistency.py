@@ -147,4 +147,5 @@ def test_two_workers_and_replay_agree(client, recorded_trace, tmp_path):
     for log in logs:
         text = log.read_text()
         assert "localization engine warmed up" in text, f"{log.name} did not warm up"
+        assert "objects frozen, thresholds (10000, 10, 10)" in text, f"{log.name} kept CPython's GC"
         assert "process_shard" in text, f"{log.name} did no work"

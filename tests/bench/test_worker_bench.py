@@ -1,0 +1,57 @@
+"""The worker benchmark's report: which regime each run timed, and its cost per shard drain."""
+
+from bench import worker as bench_worker
+
+
+def run(drain_every: float, cpu_ms_per_shard_drain: float) -> dict:
+    return {
+        "engine_options": {},
+        "drain_every_s": drain_every,
+        "shard_drains": 160,
+        "cpu_ms_per_shard_drain": cpu_ms_per_shard_drain,
+        "readings_published": 100_000,
+        "readings_applied": 99_500,
+        "positions": 39_000,
+        "cpu_s": 12.5,
+        "readings_per_cpu_s": 7_960,
+        "cpu_us_per_position": 321,
+        "peak_rss_mb": 640,
+    }
+
+
+def report(*runs: dict) -> dict:
+    return {
+        "command": "python -m bench.worker --drain-every 0.5",
+        "when": "2026-11-27 19:00:00 UTC",
+        "machine": {"cpus": 2, "load_average": ["1.0", "1.0", "1.0"]},
+        "runs": list(runs),
+    }
+
+
+def test_the_live_regime_is_named_with_its_drain_interval_and_cost_per_shard_drain():
+    text = bench_worker.markdown(report(run(0.5, 42.9)))
+    row = next(line for line in text.splitlines() if line.startswith("| defaults"))
+    assert row == ("| defaults | every 0.5 s | 99,500 | 39,000 | 12.5 | 7,960 | 321 | 42.9 | 640 |")
+
+
+def test_one_drain_of_the_whole_half_is_the_default_regime():
+    args = bench_worker.parse_args([])
+    assert args.drain_every == 0
+    text = bench_worker.markdown(report(run(0.0, 566.7)))
+    assert "| defaults | once | 99,500 |" in text
+
+
+def test_a_compared_run_reports_its_ratio_to_the_defaults():
+    faster = {**run(2.0, 30.0), "engine_options": {"quiet_solve_max_s": 6.0}}
+    faster["readings_per_cpu_s"] = 9_552
+    text = bench_worker.markdown(report(run(2.0, 36.0), faster))
+    assert "| quiet_solve_max_s=6 | every 2 s |" in text
+    assert "compared run / defaults: 1.20x" in text
+
+
+def test_a_compared_environment_names_the_run():
+    base, other = run(2.0, 36.0), {**run(2.0, 44.0), "env": ["WARDWISE_GC_THRESHOLDS=off"]}
+    other["readings_per_cpu_s"] = 6_368
+    text = bench_worker.markdown(report(base, other))
+    assert "| WARDWISE_GC_THRESHOLDS=off | every 2 s |" in text
+    assert "compared run / defaults: 0.80x" in text
