@@ -222,11 +222,26 @@ class StayWatch:
             ).values_list("pk", "asset_id", "zone_id", "entered_at")
         return {asset: (pk, zone, entered) for pk, asset, zone, entered in rows}
 
+    @staticmethod
+    def _left_at(stay_ids: list[int]) -> dict[int, datetime]:
+        """When the stays just closed were left; prepared on PostgreSQL like `_open_stays`."""
+        from tracking.models import ZoneStay
+
+        if not stay_ids:
+            return {}
+        if connection.vendor == "postgresql":
+            rows = prepared.rows(
+                f"SELECT id, left_at FROM {prepared.table(ZoneStay)} "  # noqa: S608  # nosec B608
+                "WHERE id = ANY(%s::bigint[])",
+                [stay_ids],
+            )
+        else:
+            rows = ZoneStay.objects.filter(pk__in=stay_ids).values_list("pk", "left_at")
+        return dict(rows)
+
     def emit_changes(self) -> int:
         if not self.active:
             return 0
-        from tracking.models import ZoneStay
-
         after = self._open_stays()
         left, entered = [], []
         for asset in self.asset_ids:
@@ -239,11 +254,7 @@ class StayWatch:
                 entered.append((asset, new))
         if not left and not entered:
             return 0
-        left_at = dict(
-            ZoneStay.objects.filter(pk__in=[stay[0] for _, stay in left]).values_list(
-                "pk", "left_at"
-            )
-        )
+        left_at = self._left_at([stay[0] for _, stay in left])
         if self.listeners:
             _tell_listeners(self.listeners, self.before, after, left_at)
         if not self.webhooks:

@@ -179,6 +179,7 @@ def test_zone_changes_emit_left_and_entered(receiver_factory):
     assert watch.emit_changes() == 2
     sent = {d.event_type: d.payload for d in WebhookDelivery.objects.all()}
     assert sent["asset.zone.left"]["data"]["zone"]["name"] == "West"
+    assert sent["asset.zone.left"]["data"]["left_at"] == moved.isoformat().replace("+00:00", "Z")
     assert sent["asset.zone.entered"]["data"]["zone"]["name"] == "East"
     assert sent["asset.zone.entered"]["data"]["asset"]["name"] == "Pump 9"
     again = events.StayWatch([asset.pk])
