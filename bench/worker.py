@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import os
 import resource
@@ -72,6 +73,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class CollectorClock:
+    """CPU seconds the garbage collector spends while `timing` is set, and its full collections."""
+
+    def __init__(self) -> None:
+        self.timing = False
+        self.seconds = 0.0
+        self.full_collections = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if not self.timing:
+            return
+        if phase == "start":
+            self._started = time.process_time()
+            return
+        self.seconds += time.process_time() - self._started
+        self.full_collections += info["generation"] == 2
+
+
 def child(args: argparse.Namespace) -> dict:
     """One configuration, in this process: prepare, fill, warm, time."""
     from bench.load import BENCH_DB, REDIS_DB, prepare
@@ -89,6 +109,8 @@ def child(args: argparse.Namespace) -> dict:
     default_config = pipeline.engine_config
     pipeline.engine_config = lambda: dataclasses.replace(default_config(), **options)
     gc_tuning.tune(settings.WARDWISE["GC_THRESHOLDS"])  # as tracking.tasks does at worker start
+    collector = CollectorClock()
+    gc.callbacks.append(collector)
 
     links = prepared["links"]
     link_count = sum(len(tags) for tags, _ in links.values())
@@ -138,7 +160,9 @@ def child(args: argparse.Namespace) -> dict:
             pending = pending[len(due) :]
             published += publish(due)
             began = time.process_time()
+            collector.timing = True
             done = drain(tick)
+            collector.timing = False
             cpu += time.process_time() - began
             applied, estimates, ticks = applied + done[0], estimates + done[1], ticks + 1
             tick += every
@@ -153,7 +177,9 @@ def child(args: argparse.Namespace) -> dict:
     else:
         published = publish([batch for second in timed for batch in batches(second)])
         cpu = time.process_time()
+        collector.timing = True
         applied, estimates = drain(time.time() + 60)
+        collector.timing = False
         cpu = time.process_time() - cpu
         drains = 1
     return {
@@ -168,6 +194,8 @@ def child(args: argparse.Namespace) -> dict:
         "readings_per_cpu_s": round(applied / cpu),
         "cpu_us_per_position": round(1e6 * cpu / max(estimates, 1)),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "gc_cpu_s": round(collector.seconds, 2),
+        "gc_full_collections": collector.full_collections,
     }
 
 
@@ -195,8 +223,9 @@ def markdown(report: dict) -> str:
         f"average {' / '.join(report['machine']['load_average'])} at the start.",
         "",
         "| configuration | drained | readings applied | positions | CPU s | readings per CPU-s | "
-        "CPU us per position | CPU ms per shard drain | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "CPU us per position | CPU ms per shard drain | of it GC s (full collections) | "
+        "peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in report["runs"]:
         settings = [f"{k}={v:g}" for k, v in run["engine_options"].items()] + run.get("env", [])
@@ -206,7 +235,8 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {options} | {drained} | {run['readings_applied']:,} | {run['positions']:,} | "
             f"{run['cpu_s']} | {run['readings_per_cpu_s']:,} | {run['cpu_us_per_position']:,} | "
-            f"{run['cpu_ms_per_shard_drain']:,} | {run.get('peak_rss_mb', '')} |"
+            f"{run['cpu_ms_per_shard_drain']:,} | "
+            f"{run['gc_cpu_s']} ({run['gc_full_collections']}) | {run['peak_rss_mb']} |"
         )
     if len(report["runs"]) == 2:
         base, other = report["runs"]

@@ -16,6 +16,8 @@ def run(drain_every: float, cpu_ms_per_shard_drain: float) -> dict:
         "readings_per_cpu_s": 7_960,
         "cpu_us_per_position": 321,
         "peak_rss_mb": 640,
+        "gc_cpu_s": 0.31,
+        "gc_full_collections": 1,
     }
 
 
@@ -31,7 +33,9 @@ def report(*runs: dict) -> dict:
 def test_the_live_regime_is_named_with_its_drain_interval_and_cost_per_shard_drain():
     text = bench_worker.markdown(report(run(0.5, 42.9)))
     row = next(line for line in text.splitlines() if line.startswith("| defaults"))
-    assert row == ("| defaults | every 0.5 s | 99,500 | 39,000 | 12.5 | 7,960 | 321 | 42.9 | 640 |")
+    assert row == (
+        "| defaults | every 0.5 s | 99,500 | 39,000 | 12.5 | 7,960 | 321 | 42.9 | 0.31 (1) | 640 |"
+    )
 
 
 def test_one_drain_of_the_whole_half_is_the_default_regime():
@@ -55,3 +59,16 @@ def test_a_compared_environment_names_the_run():
     text = bench_worker.markdown(report(base, other))
     assert "| WARDWISE_GC_THRESHOLDS=off | every 2 s |" in text
     assert "compared run / defaults: 0.80x" in text
+
+
+def test_the_collector_clock_counts_only_while_timing():
+    clock = bench_worker.CollectorClock()
+    clock("start", {"generation": 2})
+    clock("stop", {"generation": 2})
+    clock.timing = True
+    clock("start", {"generation": 0})
+    clock("stop", {"generation": 0})
+    clock("start", {"generation": 2})
+    clock("stop", {"generation": 2})
+    assert clock.full_collections == 1
+    assert clock.seconds >= 0
