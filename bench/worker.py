@@ -215,6 +215,10 @@ def run_one(args: argparse.Namespace, options: dict, env_overrides: list[str]) -
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "env": env_overrides}
 
 
+def configuration_labels(options: dict, env: list[str]) -> list[str]:
+    return [f"{name}={value:g}" for name, value in options.items()] + env
+
+
 def markdown(report: dict) -> str:
     lines = [
         "# Worker capacity",
@@ -228,8 +232,8 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in report["runs"]:
-        settings = [f"{k}={v:g}" for k, v in run["engine_options"].items()] + run.get("env", [])
-        options = ", ".join(settings) or "defaults"
+        options = ", ".join(configuration_labels(run["engine_options"], run.get("env", [])))
+        options = options or "defaults"
         every = run["drain_every_s"]
         drained = f"every {every:g} s" if every else "once"
         lines.append(
@@ -266,7 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     compared = [(options, args.compare_env)] if options or args.compare_env else []
     for configuration, env in [({}, []), *compared]:
-        print(f"running with {configuration, env} ...", flush=True)
+        labels = ", ".join(configuration_labels(configuration, env)) or "the defaults"
+        print(f"running with {labels} ...", flush=True)
         report["runs"].append(run_one(args, configuration, env))
         print("  ", report["runs"][-1], flush=True)
     text = markdown(report)

@@ -3,8 +3,8 @@
 A worker keeps the state of every tag it drains in memory, on top of Django and the site: a few
 hundred thousand long-lived objects. With CPython's default thresholds (700, 10, 10) a drain's
 allocations set off a full collection, which walks all of them (about 0.2 s each time, a pause
-in the drain), every few drains: without the tuning below a worker needed about a tenth more
-CPU per reading (`python -m bench.worker --drain-every 2 --compare-env
+in the drain), every few drains: without the tuning below a worker needed a tenth to a fifth
+more CPU per reading (`python -m bench.worker --drain-every 2 --compare-env
 WARDWISE_GC_THRESHOLDS=off`, docs/performance.md). Refcounting frees almost everything the
 pipeline drops; the collector is only needed for reference cycles, which are rare here, so
 collecting less often costs little memory.

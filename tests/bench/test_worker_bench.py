@@ -61,9 +61,11 @@ def test_a_compared_environment_names_the_run():
     assert "compared run / defaults: 0.80x" in text
 
 
-def test_the_collector_clock_counts_only_while_timing():
+def test_the_collector_clock_counts_only_collections_within_the_timed_drains(monkeypatch):
+    readings = iter([10.0, 10.25, 11.0, 11.5])
+    monkeypatch.setattr(bench_worker.time, "process_time", lambda: next(readings))
     clock = bench_worker.CollectorClock()
-    clock("start", {"generation": 2})
+    clock("start", {"generation": 2})  # outside the timed drains: not read, not counted
     clock("stop", {"generation": 2})
     clock.timing = True
     clock("start", {"generation": 0})
@@ -71,4 +73,4 @@ def test_the_collector_clock_counts_only_while_timing():
     clock("start", {"generation": 2})
     clock("stop", {"generation": 2})
     assert clock.full_collections == 1
-    assert clock.seconds >= 0
+    assert clock.seconds == 0.75

@@ -147,7 +147,8 @@ def test_compose_has_every_process_of_the_layout():
 
 def test_compose_serves_device_ingestion_through_gunicorn():
     service = compose()["services"]["http"]
-    command = [part.replace("${WARDWISE_HTTP_WORKERS:-2}", "2") for part in service["command"]]
+    defaults = {"${WARDWISE_HTTP_WORKERS:-2}": "2", "${WARDWISE_HTTP_THREADS:-2}": "2"}
+    command = [defaults.get(part, part) for part in service["command"]]
     assert command[0] == "gunicorn"
     cfg = gunicorn_config(command[1:])
     # The layout of the systemd unit (tested below), in a container.
