@@ -92,7 +92,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, server: str, web_pr
     parser.add_argument(
         "--http-threads",
         type=int,
-        default=2,
+        default=4,
         help="threads per gunicorn worker (gthread workers; 1: sync workers) or granian worker "
         "(blocking threads)",
     )

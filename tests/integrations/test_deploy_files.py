@@ -147,7 +147,7 @@ def test_compose_has_every_process_of_the_layout():
 
 def test_compose_serves_device_ingestion_through_gunicorn():
     service = compose()["services"]["http"]
-    defaults = {"${WARDWISE_HTTP_WORKERS:-2}": "2", "${WARDWISE_HTTP_THREADS:-2}": "2"}
+    defaults = {"${WARDWISE_HTTP_WORKERS:-2}": "2", "${WARDWISE_HTTP_THREADS:-4}": "4"}
     command = [defaults.get(part, part) for part in service["command"]]
     assert command[0] == "gunicorn"
     cfg = gunicorn_config(command[1:])
