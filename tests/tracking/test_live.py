@@ -114,6 +114,70 @@ def test_publishing_never_fails_the_caller(monkeypatch):
     live.publish_status_change(1, 1, "in-use", "present")
 
 
+class RecordingLayer:
+    """A shared channel layer stand-in: records what it was sent, slowly, or fails."""
+
+    def __init__(self, delay_s: float = 0.0, fail: bool = False) -> None:
+        self.delay_s = delay_s
+        self.fail = fail
+        self.events: list[tuple[str, str, object]] = []
+
+    async def group_send(self, group, message):
+        self.events.append(("start", group, asyncio.get_running_loop()))
+        await asyncio.sleep(self.delay_s)
+        if self.fail:
+            raise ConnectionError("redis went away")
+        self.events.append(("done", group, asyncio.get_running_loop()))
+
+
+def test_a_shared_layer_is_sent_to_from_one_long_lived_loop_in_order(monkeypatch):
+    layer = RecordingLayer(delay_s=0.05)
+    monkeypatch.setattr(live, "get_channel_layer", lambda: layer)
+    live.publish_status_change(1, 1, "in-use", "present")
+    live.publish_status_change(2, 2, "in-use", "present")
+    live.publisher().wait(5)
+    assert [(kind, group) for kind, group, _ in layer.events] == [
+        ("start", "floor-1"),
+        ("done", "floor-1"),
+        ("start", "floor-2"),
+        ("done", "floor-2"),
+    ]
+    loops = {loop for _, _, loop in layer.events}
+    assert loops == {live.publisher().loop}
+    assert live.publisher().loop.is_running()
+
+
+def test_the_caller_does_not_wait_for_its_own_publish(monkeypatch):
+    layer = RecordingLayer(delay_s=0.5)
+    monkeypatch.setattr(live, "get_channel_layer", lambda: layer)
+    live.publish_status_change(1, 1, "in-use", "present")
+    assert ("done", "floor-1") not in [(kind, group) for kind, group, _ in layer.events]
+    live.publisher().wait(5)
+    assert ("done", "floor-1") in [(kind, group) for kind, group, _ in layer.events]
+
+
+def test_a_failed_publish_is_logged_and_the_next_one_still_goes(monkeypatch, caplog):
+    failing = RecordingLayer(fail=True)
+    monkeypatch.setattr(live, "get_channel_layer", lambda: failing)
+    live.publish_status_change(1, 1, "in-use", "present")
+    live.publisher().wait(5)
+    assert "live update delivery failed for 1 message(s)" in caplog.text
+    working = RecordingLayer()
+    monkeypatch.setattr(live, "get_channel_layer", lambda: working)
+    live.publish_status_change(2, 2, "in-use", "present")
+    live.publisher().wait(5)
+    assert ("done", "floor-2") in [(kind, group) for kind, group, _ in working.events]
+
+
+def test_a_forked_child_starts_its_own_publisher(monkeypatch):
+    parents = live.publisher()
+    monkeypatch.setattr(live.os, "getpid", lambda: parents.pid + 1)
+    childs = live.publisher()
+    assert childs is not parents
+    assert childs.pid == parents.pid + 1
+    assert childs.thread.is_alive()
+
+
 def test_the_coalescer_keeps_the_newest_state_and_spaces_each_asset_a_second():
     c = Coalescer(interval_s=1.0)
     c.add_location({"asset_id": 1, "x": 1, "ts": "2026-03-01T10:00:00+00:00"})
