@@ -14,6 +14,7 @@ implementation of the Redis protocol, so there is one code path.
 
 from __future__ import annotations
 
+import enum
 import secrets
 import zlib
 from collections import defaultdict
@@ -268,8 +269,44 @@ def claim_schedule(shard: int) -> bool:
     return bool(client().set(SCHEDULED_KEY.format(shard), 1, nx=True, ex=SCHEDULE_CLAIM_S))
 
 
-def release_schedule(shard: int) -> None:
-    client().delete(SCHEDULED_KEY.format(shard))
+class NextDrain(enum.IntEnum):
+    """What a shard needs after a drain, decided by `queue_after_drain`'s script."""
+
+    NONE = 0
+    NOW = 1  # entries arrived after the cursor
+    AFTER_ALLOWANCE = 2  # only readings held for the late allowance are left
+
+
+AFTER_DRAIN = """
+redis.call('DEL', KEYS[1])
+local cursor = redis.call('GET', KEYS[2]) or '0-0'
+local next_drain = 0
+if #redis.call('XRANGE', KEYS[3], '(' .. cursor, '+', 'COUNT', 1) > 0 then
+  next_drain = 1
+elseif ARGV[1] == '1' then
+  next_drain = 2
+end
+if next_drain > 0 then
+  redis.call('SET', KEYS[1], 1, 'EX', ARGV[2])
+end
+return next_drain
+"""
+
+
+def queue_after_drain(pipe, shard: int, held: bool) -> None:
+    """The end of a drain as one script on the caller's pipeline: the shard's schedule is
+    released, and claimed again for the caller when entries arrived after the cursor or, with
+    `held`, readings wait for the late allowance. One script, so a batch arriving meanwhile
+    either finds the claim or is found by the check; read the reply with `NextDrain`."""
+    pipe.eval(
+        AFTER_DRAIN,
+        3,
+        SCHEDULED_KEY.format(shard),
+        CURSOR_KEY.format(shard),
+        STREAM_KEY.format(shard),
+        int(held),
+        SCHEDULE_CLAIM_S,
+    )
 
 
 RELEASE_IF_OWNER = """

@@ -170,8 +170,10 @@ def process_shard(shard: int, now: float | None = None) -> ShardReport:
     return total
 
 
-def record_metrics(report: ShardReport) -> None:
-    """One round trip for the drain's counters (metrics never fail the drain)."""
+def finish_drain(shard: int, report: ShardReport, requeue_held: bool = True) -> bus.NextDrain:
+    """The drain's counters and the shard's next step in one round trip (bus.queue_after_drain).
+    Metrics never fail the drain; the schedule's script does, so a lost answer leaves the claim
+    to `kick_idle_shards`."""
     pipe = bus.client().pipeline(transaction=False)
     if report.applied:
         observability.queue_incr(pipe, "readings_processed_total", report.applied)
@@ -186,12 +188,17 @@ def record_metrics(report: ShardReport) -> None:
     observability.queue_observe(pipe, "reading_wait_seconds", report.reading_waits)
     if report.drain_s is not None:
         observability.queue_observe(pipe, "drain_seconds", [report.drain_s])
-    try:
-        pipe.execute()
-    except Exception:
-        log.warning("drain metrics not recorded", exc_info=True)
+    bus.queue_after_drain(pipe, shard, held=requeue_held and report.held > 0)
+    *metrics, next_drain = pipe.execute(raise_on_error=False)
+    if any(isinstance(reply, Exception) for reply in metrics):
+        log.warning(
+            "drain metrics not recorded: %s", [r for r in metrics if isinstance(r, Exception)]
+        )
     if report.newest_receipt is not None:
         observability.set_gauge("processing_lag_seconds", time.time() - report.newest_receipt)
+    if isinstance(next_drain, Exception):
+        raise next_drain
+    return bus.NextDrain(next_drain)
 
 
 def has_unprocessed(shard: int) -> bool:

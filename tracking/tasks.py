@@ -44,12 +44,11 @@ def process_shard(self, shard: int) -> None:
         if eager:
             return  # the lease holder drains the stream before it lets go
         raise self.retry(countdown=0.05)
-    bus.release_schedule(shard)
-    pipeline.record_metrics(report)
+    next_drain = pipeline.finish_drain(shard, report, requeue_held=not eager)
     _publish_live(report.updates)
-    if pipeline.has_unprocessed(shard):
-        schedule(shard)
-    elif report.held and not eager and bus.claim_schedule(shard):
+    if next_drain is bus.NextDrain.NOW:
+        queue_claimed(shard)
+    elif next_drain is bus.NextDrain.AFTER_ALLOWANCE:
         process_shard.apply_async((shard,), countdown=settings.WARDWISE["LATE_ALLOWANCE_S"])
 
 

@@ -137,8 +137,8 @@ def test_the_safety_net_picks_up_readings_a_dead_worker_left_held(ward, monkeypa
     assert held_shards
     assert queued == held_shards
     process_all(now=START + 20)
-    for shard in held_shards:
-        bus.release_schedule(shard)  # as the drain's task does
+    for shard in held_shards:  # as the drain's task ends: nothing left, no next drain
+        assert pipeline.finish_drain(shard, pipeline.ShardReport()) is bus.NextDrain.NONE
     assert not any(pipeline.has_held(s) for s in range(bus.shard_count()))
     tasks.kick_idle_shards()
     assert queued == held_shards  # nothing left to pick up
@@ -203,7 +203,7 @@ def test_the_waits_and_drain_times_reach_the_metrics(ward, isolated_metrics):
 
     publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
     for shard in range(bus.shard_count()):
-        pipeline.record_metrics(pipeline.process_shard(shard, now=START + 30))
+        pipeline.finish_drain(shard, pipeline.process_shard(shard, now=START + 30))
     counters, _ = observability.read_shared()
     buckets = {
         json_labels: value
@@ -215,3 +215,61 @@ def test_the_waits_and_drain_times_reach_the_metrics(ward, isolated_metrics):
     assert counters["reading_wait_seconds_sum"] == 40 * 20.0
     drains = sum(v for f, v in counters.items() if f.startswith("drain_seconds_bucket|"))
     assert drains == bus.shard_count()
+
+
+# -- the end of a drain: the shard's schedule released, or claimed again for the next drain ----
+
+
+def scheduled(redis_bus, shard) -> bool:
+    return redis_bus.exists(bus.SCHEDULED_KEY.format(shard)) == 1
+
+
+def test_a_shard_with_new_entries_after_its_drain_is_claimed_for_the_next_one(ward, redis_bus):
+    publish(hear(ward["tag"], START, 2, "w", "e"), received_at=START + 2)
+    shard = bus.shard_of(ward["tag"])
+    assert bus.claim_schedule(shard)  # as the intake did when it queued this drain
+    report = pipeline.process_shard(shard, now=START + 2)
+    publish(hear(ward["tag"], START + 2, 1, "w", "e"), received_at=START + 3)  # meanwhile
+    assert pipeline.finish_drain(shard, report) is bus.NextDrain.NOW
+    assert 0 < redis_bus.ttl(bus.SCHEDULED_KEY.format(shard)) <= bus.SCHEDULE_CLAIM_S
+    assert not bus.claim_schedule(shard)  # a batch arriving now finds the drain queued
+
+
+def test_a_shard_left_with_held_readings_is_claimed_for_a_drain_after_the_allowance(
+    ward, redis_bus
+):
+    publish(hear(ward["tag"], START, 4, "w", "e"), received_at=START + 4)
+    shard = bus.shard_of(ward["tag"])
+    report = pipeline.process_shard(shard, now=START + 4)
+    assert report.held > 0
+    assert pipeline.finish_drain(shard, report) is bus.NextDrain.AFTER_ALLOWANCE
+    assert scheduled(redis_bus, shard)
+
+
+def test_held_readings_claim_nothing_when_the_caller_drains_them_itself(ward, redis_bus):
+    publish(hear(ward["tag"], START, 4, "w", "e"), received_at=START + 4)
+    shard = bus.shard_of(ward["tag"])
+    assert bus.claim_schedule(shard)
+    report = pipeline.process_shard(shard, now=START + 4)
+    assert pipeline.finish_drain(shard, report, requeue_held=False) is bus.NextDrain.NONE
+    assert not scheduled(redis_bus, shard)
+
+
+def test_a_drained_shard_releases_its_schedule_for_the_next_batch(ward, redis_bus):
+    publish(hear(ward["tag"], START, 4, "w", "e"), received_at=START + 4)
+    shard = bus.shard_of(ward["tag"])
+    assert bus.claim_schedule(shard)
+    report = pipeline.process_shard(shard, now=START + 60)
+    assert report.held == 0
+    assert pipeline.finish_drain(shard, report) is bus.NextDrain.NONE
+    assert not scheduled(redis_bus, shard)
+    assert bus.claim_schedule(shard)
+
+
+def test_an_after_drain_step_that_fails_in_redis_raises_and_metrics_do_not_hide_it(
+    ward, redis_bus, isolated_metrics
+):
+    shard = 3
+    redis_bus.set(bus.STREAM_KEY.format(shard), "not a stream")
+    with pytest.raises(Exception, match="WRONGTYPE"):
+        pipeline.finish_drain(shard, pipeline.ShardReport(applied=5))
