@@ -42,6 +42,20 @@ def shard_count() -> int:
     return settings.WARDWISE["SHARDS"]
 
 
+def retired_shards() -> list[int]:
+    """Shards at or above `shard_count()` whose streams still exist: left by a larger
+    WARDWISE_SHARDS. Their readings were answered `202`, so they are drained all the same
+    (tracking.tasks.kick_idle_shards) before their keys are deleted."""
+    count = shard_count()
+    prefix = STREAM_KEY.format("")
+    shards = set()
+    for key in client().scan_iter(match=STREAM_KEY.format("*"), count=1000):
+        number = key.decode()[len(prefix) :]
+        if number.isdigit() and int(number) >= count:
+            shards.add(int(number))
+    return sorted(shards)
+
+
 def shard_of(tag: str, shards: int | None = None) -> int:
     """The tag's shard; a caller placing many tags passes `shard_count()` once."""
     return zlib.crc32(tag.encode()) % (shard_count() if shards is None else shards)

@@ -201,6 +201,22 @@ def finish_drain(shard: int, report: ShardReport, requeue_held: bool = True) -> 
     return bus.NextDrain(next_drain)
 
 
+def retire_shard(shard: int) -> bool:
+    """Delete a retired shard's keys (bus.retired_shards) once nothing is left to drain in it;
+    False while it has work or a worker holds its lease."""
+    lock = bus.ShardLock(shard)
+    if not lock.acquire():
+        return False
+    try:
+        if has_unprocessed(shard) or has_held(shard):
+            return False
+        keys = (bus.STREAM_KEY, bus.SCHEDULED_KEY, CURSOR_KEY, HELD_KEY, MAX_TS_KEY, STATE_KEY)
+        bus.client().delete(*(key.format(shard) for key in (*keys, GENERATION_KEY)))
+        return True
+    finally:
+        lock.release()
+
+
 def has_unprocessed(shard: int) -> bool:
     client = bus.client()
     cursor = client.get(CURSOR_KEY.format(shard)) or b"0-0"

@@ -88,7 +88,18 @@ def prune_position_history() -> int:
 @shared_task(ignore_result=True)
 def kick_idle_shards() -> None:
     """Safety net: a shard whose task was lost (a worker died) is picked up again, whether its
-    work is in the stream or held for the late allowance."""
+    work is in the stream or held for the late allowance. Shards left by a larger
+    WARDWISE_SHARDS are drained the same way, then deleted."""
     for shard in range(bus.shard_count()):
         if pipeline.has_unprocessed(shard) or pipeline.has_held(shard):
             schedule(shard)
+    for shard in bus.retired_shards():
+        if pipeline.has_unprocessed(shard) or pipeline.has_held(shard):
+            log.warning(
+                "shard %d is beyond WARDWISE_SHARDS=%d and still holds readings: draining it",
+                shard,
+                bus.shard_count(),
+            )
+            schedule(shard)
+        elif pipeline.retire_shard(shard):
+            log.info("shard %d (beyond WARDWISE_SHARDS) drained and deleted", shard)

@@ -273,3 +273,58 @@ def test_an_after_drain_step_that_fails_in_redis_raises_and_metrics_do_not_hide_
     redis_bus.set(bus.STREAM_KEY.format(shard), "not a stream")
     with pytest.raises(Exception, match="WRONGTYPE"):
         pipeline.finish_drain(shard, pipeline.ShardReport(applied=5))
+
+
+# -- a smaller WARDWISE_SHARDS: readings accepted under the old layout are still processed ------
+
+
+def shrink_after_publishing(ward, settings) -> int:
+    """Readings published under a shard count that puts the tag beyond shard 0, then the count
+    lowered to one shard: returns the tag's old, now retired, shard."""
+    old_count = next(n for n in (16, 15, 13, 11) if bus.shard_of(ward["tag"], n) > 0)
+    settings.WARDWISE = {**settings.WARDWISE, "SHARDS": old_count}
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    settings.WARDWISE = {**settings.WARDWISE, "SHARDS": 1}
+    return bus.shard_of(ward["tag"], old_count)
+
+
+def test_readings_left_in_a_retired_shard_are_drained_and_then_its_keys_deleted(
+    ward, redis_bus, settings, monkeypatch, caplog
+):
+    from tracking import tasks
+
+    old_shard = shrink_after_publishing(ward, settings)
+    queued = []
+    monkeypatch.setattr(tasks, "queue_claimed", queued.append)
+
+    assert bus.retired_shards() == [old_shard]
+    tasks.kick_idle_shards()
+    assert queued == [old_shard]
+    assert "beyond WARDWISE_SHARDS=1 and still holds readings" in caplog.text
+
+    report = pipeline.process_shard(old_shard, now=START + 60)
+    assert report.applied == 40
+    assert AssetLocation.objects.get(asset=ward["asset"]).zone == ward["west"]
+    assert pipeline.finish_drain(old_shard, report) is bus.NextDrain.NONE
+
+    tasks.kick_idle_shards()
+    assert queued == [old_shard]  # nothing more to drain
+    assert bus.retired_shards() == []
+    assert not redis_bus.keys(f"ww:*:{old_shard}")
+
+
+def test_a_retired_shard_is_not_deleted_while_it_has_work_or_an_owner(ward, redis_bus, settings):
+    old_shard = shrink_after_publishing(ward, settings)
+    assert not pipeline.retire_shard(old_shard)  # unprocessed readings
+    pipeline.process_shard(old_shard, now=START + 60)
+    owner = bus.ShardLock(old_shard)
+    assert owner.acquire()
+    assert not pipeline.retire_shard(old_shard)  # a worker holds it
+    owner.release()
+    assert pipeline.retire_shard(old_shard)
+    assert bus.retired_shards() == []
+
+
+def test_shards_within_the_count_are_never_retired(ward, redis_bus):
+    publish(hear(ward["tag"], START, 2, "w", "e"), received_at=START + 2)
+    assert bus.retired_shards() == []
