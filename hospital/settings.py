@@ -359,7 +359,10 @@ WARDWISE = {
     "POSITION_SAMPLE_INTERVAL_S": env_int("WARDWISE_POSITION_SAMPLE_INTERVAL_S", 60),
     "POSITION_SAMPLE_MOVE_M": env_float("WARDWISE_POSITION_SAMPLE_MOVE_M", 2.0),
     # Shards of the tag space; each is processed by one worker at a time, in event-time order.
-    "SHARDS": env_int("WARDWISE_SHARDS", 16),
+    # About two per localizing worker process: every extra shard lengthens each shard's drain
+    # round, and so the latency (docs/deployment.md, "How many shards"). Lowering it is safe:
+    # the readings left in the higher shards are still drained (kick_idle_shards).
+    "SHARDS": env_int("WARDWISE_SHARDS", 8),
     # Raw readings kept per shard stream in Redis (bounded retention).
     "STREAM_MAXLEN": env_int("WARDWISE_STREAM_MAXLEN", 200_000),
     # Admission control: a batch touching a shard whose oldest unprocessed entry is older than
