@@ -112,27 +112,22 @@ class Publisher:
 
     def submit(self, messages: list[tuple[str, dict]]) -> futures.Future:
         self.wait(PREVIOUS_PUBLISH_WAIT_S)
-        future = asyncio.run_coroutine_threadsafe(_send_all(messages), self.loop)
-        future.add_done_callback(_log_failure(len(messages)))
-        self.in_flight = future
-        return future
+        self.in_flight = asyncio.run_coroutine_threadsafe(_send_logged(messages), self.loop)
+        return self.in_flight
 
     def wait(self, timeout: float) -> None:
-        """Until the publish in flight is done, failed (already logged) or `timeout` passed."""
+        """Until the publish in flight is done (or failed, and logged) or `timeout` passed."""
         if self.in_flight is not None:
             futures.wait([self.in_flight], timeout=timeout)
 
 
-def _log_failure(count: int):
-    def done(future: futures.Future) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            logger.error(
-                "live update delivery failed for %d message(s)",
-                count,
-                exc_info=future.exception(),
-            )
-
-    return done
+async def _send_logged(messages: list[tuple[str, dict]]) -> None:
+    """A failure is logged before the publish counts as done, so whoever waited for it finds
+    the log line written."""
+    try:
+        await _send_all(messages)
+    except Exception:
+        logger.exception("live update delivery failed for %d message(s)", len(messages))
 
 
 _publisher: Publisher | None = None
