@@ -48,6 +48,16 @@ HELD_KEY = "ww:held:{}"
 MAX_TS_KEY = "ww:maxts:{}"
 STATE_KEY = "ww:state:{}"
 GENERATION_KEY = "ww:generation:{}"
+#: Every key a shard has besides its lease (`bus.LOCK_KEY`).
+SHARD_KEYS = (
+    bus.STREAM_KEY,
+    bus.SCHEDULED_KEY,
+    CURSOR_KEY,
+    HELD_KEY,
+    MAX_TS_KEY,
+    STATE_KEY,
+    GENERATION_KEY,
+)
 SITE_VERSION_KEY = "ww:site-version"
 #: Stream entries (one gateway batch's readings for the shard) per chunk. Only a drain that finds
 #: a backlog fills a chunk; then a larger one holds more readings per tag, so fewer tag states are
@@ -208,13 +218,17 @@ def retire_shard(shard: int) -> bool:
     if not lock.acquire():
         return False
     try:
-        if has_unprocessed(shard) or has_held(shard):
+        if has_work(shard):
             return False
-        keys = (bus.STREAM_KEY, bus.SCHEDULED_KEY, CURSOR_KEY, HELD_KEY, MAX_TS_KEY, STATE_KEY)
-        bus.client().delete(*(key.format(shard) for key in (*keys, GENERATION_KEY)))
+        bus.client().delete(*(key.format(shard) for key in SHARD_KEYS))
         return True
     finally:
         lock.release()
+
+
+def has_work(shard: int) -> bool:
+    """Stream entries after the cursor, or readings held for the late allowance."""
+    return has_unprocessed(shard) or has_held(shard)
 
 
 def has_unprocessed(shard: int) -> bool:

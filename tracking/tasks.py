@@ -91,10 +91,10 @@ def kick_idle_shards() -> None:
     work is in the stream or held for the late allowance. Shards left by a larger
     WARDWISE_SHARDS are drained the same way, then deleted."""
     for shard in range(bus.shard_count()):
-        if pipeline.has_unprocessed(shard) or pipeline.has_held(shard):
+        if pipeline.has_work(shard):
             schedule(shard)
     for shard in bus.retired_shards():
-        if pipeline.has_unprocessed(shard) or pipeline.has_held(shard):
+        if pipeline.has_work(shard):
             log.warning(
                 "shard %d is beyond WARDWISE_SHARDS=%d and still holds readings: draining it",
                 shard,
