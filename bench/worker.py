@@ -14,7 +14,8 @@ fills the shard streams with simulated gateway batches (bench.loadgen's radio li
 by its 6 nearest scanners, at the offered rate), lets `tracking.pipeline.process_shard` warm up on
 the first half (tag states created, locations and stays written) and then times the second half:
 CPU seconds of this process (not wall time, so other load on the machine distorts it less; the
-PostgreSQL and Redis servers' CPU is not included) per reading applied and per position.
+PostgreSQL and Redis servers' CPU is not included) per reading applied and per position, and the
+wall time of a shard's drain, which adds the waits for PostgreSQL and Redis to its CPU.
 The default drains the timed half at once (a backlog: the worker's best case); `--drain-every`
 drains as a live worker does, a little of every tag each round, which costs more per reading.
 
@@ -148,45 +149,47 @@ def child(args: argparse.Namespace) -> dict:
                     break
         return applied, estimates
 
-    def timed_live(seconds: range, every: float) -> tuple[int, int, int, float, int]:
+    def timed_live(seconds: range, every: float) -> tuple[int, int, int, float, float, int]:
         """Publish up to each tick's event time, then drain every shard as of that time; only
         the drains are timed (publishing is the HTTP tier's work)."""
         pending = [batch for second in seconds for batch in batches(second)]
         published = applied = estimates = ticks = 0
-        cpu = 0.0
+        cpu = wall = 0.0
         tick = start + seconds.start + every
         while pending or tick <= start + seconds.stop + 1.0:
             due = [batch for batch in pending if batch[0] < tick]
             pending = pending[len(due) :]
             published += publish(due)
-            began = time.process_time()
+            began, began_wall = time.process_time(), time.perf_counter()
             collector.timing = True
             done = drain(tick)
             collector.timing = False
             cpu += time.process_time() - began
+            wall += time.perf_counter() - began_wall
             applied, estimates, ticks = applied + done[0], estimates + done[1], ticks + 1
             tick += every
-        return published, applied, estimates, cpu, ticks
+        return published, applied, estimates, cpu, wall, ticks
 
     pipeline.site_runtime()
     publish([batch for second in range(args.seconds) for batch in batches(second)])
     drain(start + args.seconds + 0.1)
     timed = range(args.seconds, 2 * args.seconds)
     if args.drain_every > 0:
-        published, applied, estimates, cpu, drains = timed_live(timed, args.drain_every)
+        published, applied, estimates, cpu, wall, drains = timed_live(timed, args.drain_every)
     else:
         published = publish([batch for second in timed for batch in batches(second)])
-        cpu = time.process_time()
+        cpu, wall = time.process_time(), time.perf_counter()
         collector.timing = True
         applied, estimates = drain(time.time() + 60)
         collector.timing = False
-        cpu = time.process_time() - cpu
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         drains = 1
     return {
         "engine_options": options,
         "drain_every_s": args.drain_every,
         "shard_drains": drains * bus.shard_count(),
         "cpu_ms_per_shard_drain": round(1000 * cpu / (drains * bus.shard_count()), 2),
+        "wall_ms_per_shard_drain": round(1000 * wall / (drains * bus.shard_count()), 2),
         "readings_published": published,
         "readings_applied": applied,
         "positions": estimates,
@@ -227,9 +230,9 @@ def markdown(report: dict) -> str:
         f"average {' / '.join(report['machine']['load_average'])} at the start.",
         "",
         "| configuration | drained | readings applied | positions | CPU s | readings per CPU-s | "
-        "CPU us per position | CPU ms per shard drain | of it GC s (full collections) | "
-        "peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "CPU us per position | CPU ms per shard drain | wall ms per shard drain | "
+        "of it GC s (full collections) | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in report["runs"]:
         options = ", ".join(configuration_labels(run["engine_options"], run.get("env", [])))
@@ -239,7 +242,7 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {options} | {drained} | {run['readings_applied']:,} | {run['positions']:,} | "
             f"{run['cpu_s']} | {run['readings_per_cpu_s']:,} | {run['cpu_us_per_position']:,} | "
-            f"{run['cpu_ms_per_shard_drain']:,} | "
+            f"{run['cpu_ms_per_shard_drain']:,} | {run.get('wall_ms_per_shard_drain', '')} | "
             f"{run['gc_cpu_s']} ({run['gc_full_collections']}) | {run['peak_rss_mb']} |"
         )
     if len(report["runs"]) == 2:

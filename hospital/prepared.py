@@ -48,7 +48,28 @@ def cursor():
 
 
 def rows(sql: str, params: list) -> list[tuple]:
-    """The rows of one statement run on `cursor()` (none for a statement that returns none)."""
+    """The rows of a statement that returns rows, run on `cursor()`. Inside `pipelined()` this
+    waits for the statements queued before it too."""
     with cursor() as prepared_cursor:
         prepared_cursor.execute(sql, params)
-        return prepared_cursor.fetchall() if prepared_cursor.description else []
+        return prepared_cursor.fetchall()
+
+
+def execute(sql: str, params: list) -> None:
+    """Run a statement that returns no rows on `cursor()`; inside `pipelined()` it is only
+    queued, and its error (if any) is raised by the next `rows()` or at the block's end."""
+    with cursor() as prepared_cursor:
+        prepared_cursor.execute(sql, params)
+
+
+@contextmanager
+def pipelined():
+    """psycopg's pipeline mode on the default connection (PostgreSQL; elsewhere nothing): the
+    statements of the block go out without waiting for each other's answers, so a run of writes
+    costs one round trip instead of one each. Errors still come out as Django's."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield

@@ -16,6 +16,7 @@ import math
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -26,7 +27,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from hospital import observability
+from hospital import observability, prepared
 from hospital.models import Floor, Zone
 from hospital.site_loader import export_site_document
 from integrations import events
@@ -153,9 +154,17 @@ class ShardReport:
     drain_s: float | None = None
 
 
-def process_shard(shard: int, now: float | None = None) -> ShardReport:
+def process_shard(
+    shard: int,
+    now: float | None = None,
+    on_persisted: Callable[[list[dict]], None] | None = None,
+) -> ShardReport:
     """Drain the shard's stream (as far as the allowance lets, for at most DRAIN_SLICE_S)
-    while holding its lease; the caller queues the shard again when entries remain."""
+    while holding its lease; the caller queues the shard again when entries remain.
+
+    `on_persisted` gets each chunk's live updates as soon as they are in PostgreSQL, so their
+    push waits neither for the Redis commit nor for the rest of the drain (a chunk replayed
+    after a failed commit pushes the same positions again, which clients ignore)."""
     lock = bus.ShardLock(shard)
     if not lock.acquire():
         return ShardReport(busy=True)
@@ -164,7 +173,7 @@ def process_shard(shard: int, now: float | None = None) -> ShardReport:
     slice_ends = started + DRAIN_SLICE_S
     try:
         while True:
-            report = _process_chunk(shard, time.time() if now is None else now)
+            report = _process_chunk(shard, time.time() if now is None else now, on_persisted)
             for name in ("entries", "applied", "late", "unknown_tag", "estimates"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
             total.held = report.held
@@ -243,7 +252,7 @@ def has_held(shard: int) -> bool:
     return orjson.loads(bus.client().get(HELD_KEY.format(shard)) or b"[]") != []
 
 
-def _process_chunk(shard: int, now: float) -> ShardReport:
+def _process_chunk(shard: int, now: float, on_persisted=None) -> ShardReport:
     client = bus.client()
     report = ShardReport()
     cursor, held, max_ts, generation = client.mget(
@@ -293,6 +302,8 @@ def _process_chunk(shard: int, now: float) -> ShardReport:
     try:
         work = _apply(shard, tags, by_tag, runtime, client, report)
         report.updates = _persist(work, runtime) if work else []
+        if on_persisted is not None and report.updates:
+            on_persisted(report.updates)
         _commit_chunk(
             client,
             shard,
@@ -536,12 +547,15 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
 
     with transaction.atomic():
         stay_watch = events.StayWatch(asset_id for asset_id, _, _ in zone_changes)
-        store.upsert_locations(locations)
-        store.insert_samples(samples)
-        store.write_stays(zone_changes)
+        # One round trip for all the writes. The listeners of emit_changes stay outside the
+        # pipeline: the ORM reads an UPDATE's row count at once, which a pipeline has not yet.
+        with prepared.pipelined():
+            store.upsert_locations(locations)
+            store.insert_samples(samples)
+            store.write_stays(zone_changes)
+            store.touch_last_seen(heard_only)
+            store.write_batteries(batteries)
         stay_watch.emit_changes()
-        store.touch_last_seen(heard_only)
-        store.write_batteries(batteries)
 
     statuses = store.asset_statuses([u["asset_id"] for u in updates])
     for update in updates:

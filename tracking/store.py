@@ -94,7 +94,7 @@ def upsert_locations(rows: list[tuple]) -> None:
         )
         return
     updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in names[1:])
-    prepared.rows(
+    prepared.execute(
         f"INSERT INTO {prepared.table(AssetLocation)} ({', '.join(names)}) "  # noqa: S608  # nosec B608
         f"SELECT * FROM {_unnest(LOCATION_TYPES)} "
         f"ON CONFLICT (asset_id) DO UPDATE SET {updates}",
@@ -114,7 +114,7 @@ def insert_samples(rows: list[tuple]) -> None:
             ignore_conflicts=True,
         )
         return
-    prepared.rows(
+    prepared.execute(
         f"INSERT INTO {prepared.table(PositionSample)} ({', '.join(names)}) "  # noqa: S608  # nosec B608
         f"SELECT * FROM {_unnest(SAMPLE_TYPES)} ON CONFLICT DO NOTHING",
         _columns(rows, SAMPLE_TYPES),
@@ -141,7 +141,7 @@ def write_stays(zone_changes: list[tuple[int, datetime, int | None]]) -> None:
         rounds[position].append(change)
     stays = prepared.table(ZoneStay)
     for changes in rounds:
-        prepared.rows(
+        prepared.execute(
             f"UPDATE {stays} AS s SET left_at = v.moment "  # noqa: S608  # nosec B608
             f"FROM {_unnest(CLOSING_TYPES)} AS v(asset_id, moment, zone_id) "
             "WHERE s.asset_id = v.asset_id AND s.left_at IS NULL "
@@ -154,7 +154,7 @@ def write_stays(zone_changes: list[tuple[int, datetime, int | None]]) -> None:
             if zone_id is not None
         ]
         if opened:
-            prepared.rows(
+            prepared.execute(
                 f"INSERT INTO {stays} (asset_id, zone_id, entered_at, left_at) "  # noqa: S608  # nosec B608
                 "SELECT v.asset_id, v.zone_id, v.entered_at, NULL "
                 f"FROM {_unnest(OPENING_TYPES)} AS v(asset_id, zone_id, entered_at) "
@@ -187,7 +187,7 @@ def touch_last_seen(heard_only: dict[int, datetime]) -> None:
             )
         return
     rows = sorted(heard_only.items())
-    prepared.rows(
+    prepared.execute(
         f"UPDATE {prepared.table(AssetLocation)} AS l "  # noqa: S608  # nosec B608
         "SET last_seen_at = v.heard, presence = %s "
         f"FROM {_unnest(('bigint', 'timestamptz'))} AS v(asset_id, heard) "
@@ -204,7 +204,7 @@ def write_batteries(batteries: dict[str, float]) -> None:
         for tag, battery in batteries.items():
             Tag.objects.filter(tag_id=tag).update(battery_pct=battery)
         return
-    prepared.rows(
+    prepared.execute(
         f"UPDATE {prepared.table(Tag)} AS t SET battery_pct = v.battery "  # noqa: S608  # nosec B608
         f"FROM {_unnest(('text', 'double precision'))} AS v(tag_id, battery) "
         "WHERE t.tag_id = v.tag_id",
@@ -232,7 +232,7 @@ def add_scanner_activity(rows: list[tuple]) -> None:
     same statement (the first write after a deployment covers every gateway). Scanners deleted
     meanwhile are skipped."""
     health = prepared.table(ScannerHealth)
-    prepared.rows(
+    prepared.execute(
         f"INSERT INTO {health} AS h (scanner_id, online, agent_version, last_batch_at, "  # noqa: S608  # nosec B608
         "readings_accepted, readings_rejected, details) "
         "SELECT v.scanner_id, true, '', v.last_batch, v.accepted, v.rejected, '{}'::jsonb "

@@ -38,14 +38,13 @@ def warm_up_engine(**kwargs) -> None:
 
 @shared_task(bind=True, max_retries=None, acks_late=True, ignore_result=True)
 def process_shard(self, shard: int) -> None:
-    report = pipeline.process_shard(shard)
+    report = pipeline.process_shard(shard, on_persisted=_publish_live)
     eager = settings.CELERY_TASK_ALWAYS_EAGER
     if report.busy:
         if eager:
             return  # the lease holder drains the stream before it lets go
         raise self.retry(countdown=0.05)
     next_drain = pipeline.finish_drain(shard, report, requeue_held=not eager)
-    _publish_live(report.updates)
     if next_drain is bus.NextDrain.NOW:
         queue_claimed(shard)
     elif next_drain is bus.NextDrain.AFTER_ALLOWANCE:

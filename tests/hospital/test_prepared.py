@@ -45,3 +45,49 @@ def test_its_statements_show_in_captured_queries_even_when_prepared():
         for value in range(5):
             run(sql, [value])
     assert [q["sql"] for q in queries.captured_queries] == [sql] * 5
+
+
+@pytest.fixture
+def scratch():
+    """A table of numbers, for the pipeline's writes."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE wardwise_scratch (n int PRIMARY KEY)")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE wardwise_scratch")
+
+
+def insert(value: int) -> None:
+    prepared.execute("INSERT INTO wardwise_scratch VALUES (%s)", [value])
+
+
+def count() -> int:
+    return prepared.rows("SELECT count(*) FROM wardwise_scratch", [])[0][0]
+
+
+def test_writes_in_a_pipeline_are_all_there_for_a_read_in_it_and_after_it(scratch):
+    with transaction.atomic(), prepared.pipelined():
+        insert(1)
+        prepared.execute("INSERT INTO wardwise_scratch SELECT unnest(%b::int[])", [[2, 3]])
+        assert count() == 3
+        prepared.execute("DELETE FROM wardwise_scratch WHERE n = %s", [1])
+    assert run("SELECT n FROM wardwise_scratch ORDER BY n", []) == [(2,), (3,)]
+
+
+def write_a_duplicate_in_a_pipeline(progress: list) -> None:
+    with transaction.atomic(), prepared.pipelined():
+        insert(1)
+        insert(1)
+        insert(2)
+        progress.append("end of the block")  # no statement waited for the duplicate's answer
+
+
+def test_a_pipeline_sends_its_writes_without_waiting_and_a_failure_raises_at_its_end(scratch):
+    """The point of the pipeline: a statement does not wait for the answer to the one before,
+    so a failed write is only known when the block syncs; it is Django's error then, and the
+    transaction rolls back as a whole."""
+    progress = []
+    with pytest.raises(DatabaseError, match="duplicate key"):
+        write_a_duplicate_in_a_pipeline(progress)
+    assert progress == ["end of the block"]
+    assert count() == 0

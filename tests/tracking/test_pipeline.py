@@ -163,7 +163,7 @@ def test_a_drain_stops_after_its_time_slice_and_leaves_the_rest_for_the_next_tas
     queued = []
     with monkeypatch.context() as patch:
         patch.setattr(tasks, "queue_claimed", queued.append)
-        patch.setattr(pipeline, "process_shard", lambda s: report)
+        patch.setattr(pipeline, "process_shard", lambda s, **kwargs: report)
         tasks.process_shard.run(shard)  # the task that ran this drain queues the shard again
     assert queued == [shard]
 
@@ -182,6 +182,40 @@ def test_within_its_slice_a_drain_takes_every_chunk_there_is(ward, monkeypatch):
     report = pipeline.process_shard(shard, now=START + 30)
     assert report.entries == 40
     assert not pipeline.has_unprocessed(shard)
+
+
+def test_each_chunks_positions_are_handed_on_once_stored_before_the_redis_commit(ward, monkeypatch):
+    """The live push waits for PostgreSQL, not for the shard's Redis commit or later chunks."""
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    shard = bus.shard_of(ward["tag"])
+    monkeypatch.setattr(pipeline, "ENTRIES_PER_CHUNK", 10)
+    handed = []
+
+    def on_persisted(updates):
+        stored = AssetLocation.objects.get(asset=ward["asset"])
+        cursor = bus.client().get(pipeline.CURSOR_KEY.format(shard))
+        handed.append((updates, stored.estimated_at.isoformat(), cursor))
+
+    report = pipeline.process_shard(shard, now=START + 30, on_persisted=on_persisted)
+    assert len(handed) > 1  # one call per chunk, not one at the end of the drain
+    cursors = [cursor for _, _, cursor in handed]
+    assert cursors[0] is None  # the first chunk was not committed to Redis yet
+    assert len(set(cursors)) == len(cursors)
+    for updates, stored_at, _ in handed:
+        assert updates[-1]["ts"] == stored_at
+    assert [u for updates, _, _ in handed for u in updates] == report.updates
+
+
+def test_the_task_pushes_a_drains_positions(ward, monkeypatch):
+    from tracking import tasks
+
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    pushed = []
+    monkeypatch.setattr(tasks, "_publish_live", pushed.extend)
+    monkeypatch.setattr(tasks, "queue_claimed", lambda shard: None)
+    tasks.process_shard.run(bus.shard_of(ward["tag"]))
+    assert pushed
+    assert {u["asset_id"] for u in pushed} == {ward["asset"].pk}
 
 
 def test_a_drain_reports_how_long_each_reading_waited_and_how_long_it_took(ward):
