@@ -15,14 +15,16 @@ values; the difference of the two totals is the engine's own work on the reading
 without start-up and without loading the compiled code (docs/performance.md). It also prints a
 SHA-256 digest of every estimate (tag, time, floor, zone, x, y, accuracy, zone probability): a
 change meant to leave the engine's answers alone must leave the digest alone. It also reports a
-tag's state as the workers write it to Redis after every chunk (bytes, and CPU to export and
-serialise it). Results go to bench/results/engine.json and .md.
+tag's state as the workers write it to Redis after every chunk and read it back (bytes, and CPU
+each way), packed and by name. Results go to bench/results/engine.json and .md.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
+import math
 import sys
 import time
 
@@ -73,7 +75,7 @@ def measure(args: argparse.Namespace) -> dict:
         elapsed = time.process_time() - started
         best = elapsed if best is None else min(best, elapsed)
     estimates = len(produced)
-    state_bytes, state_us = state_cost(engine)
+    packed, named = state_cost(engine, packed=True), state_cost(engine, packed=False)
     return {
         "readings": len(readings),
         "estimates": estimates,
@@ -82,21 +84,60 @@ def measure(args: argparse.Namespace) -> dict:
         "cpu_us_per_reading": round(1e6 * best / max(len(readings), 1), 1),
         "cpu_us_per_estimate": round(1e6 * best / max(estimates, 1), 1),
         "estimates_sha256": digest(produced),
-        "state_bytes_per_tag": state_bytes,
-        "state_us_per_tag": state_us,
+        "state_bytes_per_tag": packed["bytes_per_tag"],
+        "state_us_per_tag": packed["write_us_per_tag"],
+        "state_read_us_per_tag": packed["read_us_per_tag"],
+        "named_state": named,
     }
 
 
-def state_cost(engine, passes: int = 20) -> tuple[int, float]:
-    """Mean size of a tag's state as a worker writes it to Redis after each chunk (orjson, as
-    tracking.pipeline does), and the CPU to export and serialise it, at the end of the trace."""
+def state_cost(engine, packed: bool, rounds: int = 7, passes: int = 10) -> dict:
+    """A tag's state at the end of the trace as a worker moves it through Redis (orjson, as
+    tracking.pipeline does): mean bytes, CPU to export and serialise it, and CPU to parse and
+    import it into a fresh engine, each the best of `rounds`, with the garbage collector paused
+    (its passes over the heap are the worker's cost, not the format's; bench.worker has them).
+    Packed is the workers' form; named the portable one."""
     tags = list(engine.tags)
-    started = time.process_time()
-    for _ in range(passes):
-        encoded = [orjson.dumps(engine.export_state(tag)) for tag in tags]
-    elapsed = time.process_time() - started
-    count = max(len(tags), 1)
-    return round(sum(map(len, encoded)) / count), round(1e6 * elapsed / (passes * count), 2)
+    export, load = (
+        (engine.export_packed, "import_packed") if packed else (engine.export_state, "import_state")
+    )
+    restore = getattr(type(engine)(engine.site, engine.config, engine.mobility_for_tag), load)
+    gc.collect()
+    gc.disable()
+    try:
+        return _state_rounds(tags, export, restore, rounds, passes)
+    finally:
+        gc.enable()
+
+
+def _state_rounds(tags, export, restore, rounds: int, passes: int) -> dict:
+    written = read = math.inf
+    for _ in range(rounds):
+        started = time.process_time()
+        for _ in range(passes):
+            encoded = [orjson.dumps(export(tag)) for tag in tags]
+        written = min(written, time.process_time() - started)
+        started = time.process_time()
+        for _ in range(passes):
+            for tag, raw in zip(tags, encoded, strict=True):
+                restore(tag, orjson.loads(raw))
+        read = min(read, time.process_time() - started)
+    count = max(len(tags), 1) * passes
+    return {
+        "bytes_per_tag": round(sum(map(len, encoded)) / max(len(tags), 1)),
+        "write_us_per_tag": round(1e6 * written / count, 2),
+        "read_us_per_tag": round(1e6 * read / count, 2),
+    }
+
+
+def named_state_line(result: dict) -> str:
+    named = result.get("named_state")
+    if not named:
+        return ""
+    return (
+        f" By name (export_state), as before: {named['bytes_per_tag']:,} bytes, "
+        f"{named['write_us_per_tag']} us and {named['read_us_per_tag']} us."
+    )
 
 
 def digest(estimates) -> str:
@@ -126,9 +167,10 @@ def markdown(report: dict) -> str:
             "",
             f"Estimates digest (SHA-256): `{result['estimates_sha256']}`",
             "",
-            f"A tag's state as the workers write it after each chunk: "
+            f"A tag's state as the workers write it after each chunk (packed): "
             f"{result['state_bytes_per_tag']:,} bytes, {result['state_us_per_tag']} us of CPU to "
-            "export and serialise (mean over the tags at the end of the trace).",
+            f"export and serialise, {result.get('state_read_us_per_tag', '?')} us to parse and "
+            "import (mean over the tags at the end of the trace)." + named_state_line(result),
             "",
         ]
     )

@@ -49,6 +49,9 @@ HELD_KEY = "ww:held:{}"
 MAX_TS_KEY = "ww:maxts:{}"
 STATE_KEY = "ww:state:{}"
 GENERATION_KEY = "ww:generation:{}"
+#: What the indexes of packed tag states refer to (LocalizationEngine.layout), per layout key:
+#: written once per process and site, in the commit of the first states packed by it.
+LAYOUT_KEY = "ww:layout:{}"
 #: Every key a shard has besides its lease (`bus.LOCK_KEY`).
 SHARD_KEYS = (
     bus.STREAM_KEY,
@@ -119,6 +122,15 @@ class SiteRuntime:
         self.shard_generation: dict[int, bytes] = {}
         self.shard_tags: dict[int, set[str]] = defaultdict(set)
         self.persist_state: dict[str, dict] = {}
+        self.layout_saved = False
+        self.layouts: dict[str, dict | None] = {}
+
+    def layout_of(self, key: str, client) -> dict | None:
+        """The layout of states packed before the site changed (None if Redis lost it)."""
+        if key not in self.layouts:
+            raw = client.get(LAYOUT_KEY.format(key))
+            self.layouts[key] = orjson.loads(raw) if raw else None
+        return self.layouts[key]
 
     def forget_shard(self, shard: int) -> None:
         for tag in self.shard_tags.pop(shard, ()):
@@ -307,10 +319,7 @@ def _process_chunk(shard: int, now: float, on_persisted=None) -> ShardReport:
         _commit_chunk(
             client,
             shard,
-            {
-                w.tag: {"engine": runtime.engine.export_state(w.tag), "persist": w.persist}
-                for w in work
-            },
+            {w.tag: [runtime.engine.export_packed(w.tag), w.persist] for w in work},
             cursor,
             still_held,
             max_ts,
@@ -330,10 +339,7 @@ def _apply(shard, tags, by_tag, runtime: SiteRuntime, client, report: ShardRepor
     if missing:
         stored = client.hmget(STATE_KEY.format(shard), missing)
         for tag, raw in zip(missing, stored, strict=True):
-            state = orjson.loads(raw) if raw else {}
-            if state.get("engine"):
-                engine.import_state(tag, state["engine"])
-            runtime.persist_state[tag] = state.get("persist", {})
+            runtime.persist_state[tag] = _restore(tag, raw, runtime, client)
             cached.add(tag)
     work: list[TagWork] = []
     for tag in tags:
@@ -355,6 +361,31 @@ def _apply(shard, tags, by_tag, runtime: SiteRuntime, client, report: ShardRepor
     return work
 
 
+def _restore(tag: str, raw: bytes | None, runtime: SiteRuntime, client) -> dict:
+    """Load a tag's stored engine state into the engine; returns its persist state. States are
+    [packed engine state, persist state]; a release before packed states wrote
+    {"engine": named state, "persist": ...}, still read after an upgrade."""
+    if not raw:
+        return {}
+    stored = orjson.loads(raw)
+    engine = runtime.engine
+    if isinstance(stored, dict):
+        if stored.get("engine"):
+            engine.import_state(tag, stored["engine"])
+        return stored.get("persist", {})
+    packed, persist = stored
+    if packed is not None:
+        try:
+            key = LocalizationEngine.packed_layout_key(packed)
+            layout = None if key == engine.layout_key else runtime.layout_of(key, client)
+            engine.import_packed(tag, packed, layout)
+        except ValueError as exc:
+            log.warning(
+                "tag %s: its stored filter state is unreadable (%s); it starts afresh", tag, exc
+            )
+    return persist
+
+
 def _dumps(value) -> bytes:
     """JSON for the shard's Redis state (orjson: the state of every tag of a chunk is written
     back after it, several times faster than the standard library)."""
@@ -368,6 +399,9 @@ def _commit_chunk(
     generation tells this process next time that its in-memory states are still current."""
     generation = uuid.uuid4().hex.encode()
     pipe = client.pipeline(transaction=True)
+    if not runtime.layout_saved:
+        engine = runtime.engine
+        pipe.set(LAYOUT_KEY.format(engine.layout_key), _dumps(engine.layout), nx=True)
     if states:
         pipe.hset(
             STATE_KEY.format(shard),
@@ -378,6 +412,7 @@ def _commit_chunk(
     pipe.set(MAX_TS_KEY.format(shard), repr(max_ts))
     pipe.set(GENERATION_KEY.format(shard), generation)
     pipe.execute()
+    runtime.layout_saved = True
     runtime.shard_generation[shard] = generation
 
 

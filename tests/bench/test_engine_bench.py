@@ -15,6 +15,12 @@ def test_a_short_trace_is_replayed_and_counted_without_writing_results(tmp_path,
     assert result["cpu_us_per_estimate"] > result["cpu_us_per_reading"] > 0
     assert result["state_bytes_per_tag"] > 100
     assert result["state_us_per_tag"] > 0
+    assert result["state_read_us_per_tag"] > 0
+    named = result["named_state"]
+    assert named["bytes_per_tag"] > 100
+    assert named["write_us_per_tag"] > 0
+    assert named["read_us_per_tag"] > 0
+    assert "By name (export_state)" in bench_engine.markdown(report)
     assert not list(tmp_path.iterdir())
 
 

@@ -1,5 +1,6 @@
 """Shard processing: event-time order, the late allowance, zone stays and idempotent writes."""
 
+import orjson
 import pytest
 
 from tests.factories import AssetFactory, FloorFactory, ScannerFactory, TagFactory, ZoneFactory
@@ -76,6 +77,79 @@ def test_a_reading_older_than_what_was_applied_is_dropped_as_late(ward):
     counts = process_all(now=START + 40)
     assert counts["late"] == 1
     assert counts["applied"] == 0
+
+
+def stored_state(tag):
+    raw = bus.client().hget(pipeline.STATE_KEY.format(bus.shard_of(tag)), tag)
+    return orjson.loads(raw)
+
+
+def reload_states():
+    """As a process that did not commit the shards last: states come from Redis."""
+    runtime = pipeline.site_runtime()
+    for shard in range(bus.shard_count()):
+        runtime.forget_shard(shard)
+
+
+def smoothed_scanners(tag):
+    return pipeline.site_runtime().engine.export_state(tag)["rssi"]
+
+
+def test_tag_states_are_kept_packed_with_the_layout_they_refer_to(ward):
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    process_all(now=START + 30)
+    packed, persist = stored_state(ward["tag"])
+    engine = pipeline.site_runtime().engine
+    assert packed[:2] == [1, engine.layout_key]
+    assert persist["zone_id"] == ward["west"].pk
+    layout = bus.client().get(pipeline.LAYOUT_KEY.format(engine.layout_key))
+    assert orjson.loads(layout) == engine.layout
+
+
+def test_a_state_stored_by_the_release_before_packed_states_is_still_read(ward):
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    process_all(now=START + 30)
+    engine = pipeline.site_runtime().engine
+    before = engine.export_state(ward["tag"])
+    _, persist = stored_state(ward["tag"])
+    bus.client().hset(
+        pipeline.STATE_KEY.format(bus.shard_of(ward["tag"])),
+        ward["tag"],
+        orjson.dumps({"engine": before, "persist": persist}),
+    )
+    reload_states()
+    publish([("e", RssiReading(START + 10, ward["tag"], -80.0))], received_at=START + 31)
+    process_all(now=START + 40)
+    assert set(smoothed_scanners(ward["tag"])) == {"w", "e"}
+    assert smoothed_scanners(ward["tag"])["w"] == before["rssi"]["w"]  # carried over
+
+
+def test_after_a_site_change_states_are_read_through_the_layout_they_were_packed_in(ward):
+    """A new scanner shifts the scanner indexes; the tag keeps what it had learnt."""
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    process_all(now=START + 30)
+    before = pipeline.site_runtime().engine.export_state(ward["tag"])
+    old_key = pipeline.site_runtime().engine.layout_key
+    ScannerFactory(serial="a-new-one", floor=ward["floor"], x=10, y=5)
+    assert pipeline.site_runtime().engine.layout_key != old_key
+    publish([("e", RssiReading(START + 10, ward["tag"], -80.0))], received_at=START + 31)
+    process_all(now=START + 40)
+    assert smoothed_scanners(ward["tag"])["w"] == before["rssi"]["w"]
+    assert stored_state(ward["tag"])[0][1] == pipeline.site_runtime().engine.layout_key
+
+
+def test_a_state_whose_layout_was_lost_starts_afresh_and_says_so(ward, caplog):
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    process_all(now=START + 30)
+    old_key = pipeline.site_runtime().engine.layout_key
+    ScannerFactory(serial="a-new-one", floor=ward["floor"], x=10, y=5)
+    bus.client().delete(pipeline.LAYOUT_KEY.format(old_key))
+    publish([("e", RssiReading(START + 10, ward["tag"], -80.0))], received_at=START + 31)
+    counts = process_all(now=START + 40)
+    assert counts["applied"] == 1
+    assert set(smoothed_scanners(ward["tag"])) == {"e"}
+    assert "starts afresh" in caplog.text
+    assert AssetLocation.objects.get(asset=ward["asset"]).zone == ward["west"]
 
 
 def test_readings_of_unregistered_tags_are_counted_not_localized(ward):

@@ -5,9 +5,11 @@ import itertools
 import json
 import math
 
+import pytest
 from conftest import model_rssi, readings_for
 
 from tracking.localization import EngineConfig, LocalizationEngine, Reading
+from tracking.localization.model import ScannerSpec
 
 TAG = "mac:AA:BB:CC:DD:EE:01"
 
@@ -115,10 +117,64 @@ def test_state_round_trips_through_json(two_rooms):
     assert moved == expected
 
 
+def test_packed_state_round_trips_through_json_with_the_same_estimates(two_rooms):
+    readings = readings_for(two_rooms, TAG, 3.0, 2.0, "L1", 20, noise=_jitter)
+    expected = run(LocalizationEngine(two_rooms), readings)
+    engine = LocalizationEngine(two_rooms)
+    moved = []
+    for i, reading in enumerate(readings):
+        moved += engine.process(reading)
+        if i % 7 == 0:
+            packed = json.loads(json.dumps(engine.export_packed(TAG)))
+            by_name = LocalizationEngine(two_rooms)
+            by_name.import_state(TAG, json.loads(json.dumps(engine.export_state(TAG))))
+            engine = LocalizationEngine(two_rooms)
+            engine.import_packed(TAG, packed)
+            assert engine.export_state(TAG) == by_name.export_state(TAG)
+    moved += engine.flush(readings[-1].ts)
+    assert moved == expected
+
+
+def test_a_packed_state_is_the_named_one_by_the_packing_engines_layout(two_floors):
+    engine = LocalizationEngine(two_floors, EngineConfig(quiet_solve_max_s=6.0))
+    run(engine, readings_for(two_floors, TAG, 4.0, 3.0, "L2", 20, noise=_jitter))
+    packed = json.loads(json.dumps(engine.export_packed(TAG)))
+    named = json.loads(json.dumps(engine.export_state(TAG)))
+    assert named["floor"] == "L2"
+    assert named["solved_rssi"]
+    assert LocalizationEngine.unpack_named(packed, engine.layout) == named
+
+
+def test_a_state_packed_before_the_site_changed_is_read_through_the_old_layout(two_rooms):
+    """A scanner added in front shifts every index; the old layout maps them back by name."""
+    engine = LocalizationEngine(two_rooms)
+    run(engine, readings_for(two_rooms, TAG, 7.0, 2.5, "L1", 10))
+    packed = json.loads(json.dumps(engine.export_packed(TAG)))
+    grown = dataclasses.replace(
+        two_rooms,
+        scanners=(ScannerSpec("new", "L1", 5.0, 4.5), *two_rooms.scanners),
+    )
+    edited = LocalizationEngine(grown)
+    assert edited.layout_key != engine.layout_key
+    with pytest.raises(ValueError, match="unknown layout"):
+        edited.import_packed(TAG, packed)
+    edited.import_packed(TAG, packed, layout=json.loads(json.dumps(engine.layout)))
+    by_name = LocalizationEngine(grown)
+    by_name.import_state(TAG, json.loads(json.dumps(engine.export_state(TAG))))
+    assert edited.export_state(TAG) == by_name.export_state(TAG)
+    assert set(edited.export_state(TAG)["rssi"]) == {"sa", "sb"}
+
+
+def test_a_packed_state_of_another_version_is_refused():
+    with pytest.raises(ValueError, match="version 2"):
+        LocalizationEngine.packed_layout_key([2, "0123456789abcdef"])
+
+
 def test_tags_never_heard_have_no_state_and_no_estimates(two_rooms):
     engine = LocalizationEngine(two_rooms)
     assert engine.flush() == []
     assert engine.export_state(TAG) is None
+    assert engine.export_packed(TAG) is None
     assert engine.process(Reading(1.0, "no-such-scanner", TAG, -60)) == []
     assert engine.unknown_scanner_readings == 1
     assert engine.tags == {}
