@@ -358,6 +358,10 @@ WARDWISE = {
     # or the asset moved more than POSITION_SAMPLE_MOVE_M).
     "POSITION_SAMPLE_INTERVAL_S": env_int("WARDWISE_POSITION_SAMPLE_INTERVAL_S", 60),
     "POSITION_SAMPLE_MOVE_M": env_float("WARDWISE_POSITION_SAMPLE_MOVE_M", 2.0),
+    # A heard tag's last-seen time reaches the database with each of its positions (every second
+    # or two) and, between them, at most this often: most readings produce no position, and
+    # touching the asset's row for each of them was most of the pipeline's row updates.
+    "LAST_SEEN_WRITE_S": env_float("WARDWISE_LAST_SEEN_WRITE_S", 5.0),
     # Shards of the tag space; each is processed by one worker at a time, in event-time order.
     # About two per localizing worker process: every extra shard lengthens each shard's drain
     # round, and so the latency (docs/deployment.md, "How many shards"). Lowering it is safe:

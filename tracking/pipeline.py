@@ -478,14 +478,19 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
     locations, samples, updates = [], [], []
     zone_changes: list[tuple[int, datetime, int | None]] = []
     heard_only: dict[int, datetime] = {}
+    seen_write_s = settings.WARDWISE["LAST_SEEN_WRITE_S"]
     batteries: dict[str, float] = {}
     for item in work:
         if item.battery is not None and item.battery != item.persist.get("battery"):
             batteries[item.tag] = item.battery
             item.persist["battery"] = item.battery
         if not item.estimates:
-            if item.last_heard is not None:
-                heard_only[item.asset_id] = _moment(item.last_heard)
+            # Positions come every second or two and carry the last-seen time; in between, a
+            # heard tag's row is only touched again once LAST_SEEN_WRITE_S has passed.
+            heard = item.last_heard
+            if heard is not None and heard - item.persist.get("seen_ts", -math.inf) >= seen_write_s:
+                heard_only[item.asset_id] = _moment(heard)
+                item.persist["seen_ts"] = heard
             continue
         persist = item.persist
         floor_before = persist.get("floor_id")
@@ -528,6 +533,7 @@ def _persist(work: list[TagWork], runtime: SiteRuntime) -> list[dict]:
         if floor_id is None:
             continue
         last_heard = max(item.last_heard or last.ts, last.ts)
+        persist["seen_ts"] = last_heard
         judged = confidence.assess(
             _evidence(last, persist.get("zone_id"), last_heard, offline_zones), last_heard, limits
         )

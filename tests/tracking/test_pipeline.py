@@ -3,10 +3,17 @@
 import orjson
 import pytest
 
-from tests.factories import AssetFactory, FloorFactory, ScannerFactory, TagFactory, ZoneFactory
+from tests.factories import (
+    AssetFactory,
+    AssetLocationFactory,
+    FloorFactory,
+    ScannerFactory,
+    TagFactory,
+    ZoneFactory,
+)
 from tracking import bus, pipeline
 from tracking.ingestion import RssiReading
-from tracking.models import AssetLocation, PositionSample, ZoneStay
+from tracking.models import AssetLocation, PositionSample, Presence, ZoneStay
 
 pytestmark = pytest.mark.django_db
 START = 1_795_000_000.0
@@ -150,6 +157,51 @@ def test_a_state_whose_layout_was_lost_starts_afresh_and_says_so(ward, caplog):
     assert set(smoothed_scanners(ward["tag"])) == {"e"}
     assert "starts afresh" in caplog.text
     assert AssetLocation.objects.get(asset=ward["asset"]).zone == ward["west"]
+
+
+def heard_without_a_position(ward, persist, at):
+    """Persist a tag that was heard at `at` but got no new position (between its solves)."""
+    work = pipeline.TagWork(ward["tag"], ward["asset"].pk, persist, last_heard=at)
+    pipeline._persist([work], pipeline.site_runtime())
+
+
+def last_seen(ward):
+    return AssetLocation.objects.get(asset=ward["asset"]).last_seen_at.timestamp()
+
+
+def test_between_positions_a_heard_tags_last_seen_time_is_written_at_most_so_often(ward, settings):
+    settings.WARDWISE = {**settings.WARDWISE, "LAST_SEEN_WRITE_S": 5.0}
+    AssetLocationFactory(
+        asset=ward["asset"], floor=ward["floor"], last_seen_at=pipeline._moment(START)
+    )
+    persist = {"seen_ts": START}
+    heard_without_a_position(ward, persist, START + 4)
+    assert last_seen(ward) == START  # not yet: within 5 s of what the database has
+    heard_without_a_position(ward, persist, START + 5)
+    assert last_seen(ward) == START + 5
+    assert persist["seen_ts"] == START + 5
+    heard_without_a_position(ward, {}, START + 6)  # a state from before this was kept
+    assert last_seen(ward) == START + 6
+
+
+def test_a_position_writes_the_last_seen_time_and_restarts_the_interval(ward):
+    publish(hear(ward["tag"], START, 10, "w", "e"), received_at=START + 10)
+    process_all(now=START + 30)
+    persist = pipeline.site_runtime().persist_state[ward["tag"]]
+    assert persist["seen_ts"] == last_seen(ward) == START + 9.51
+
+
+def test_a_missing_asset_heard_again_is_present_at_once_though_no_position_came(ward):
+    AssetLocationFactory(
+        asset=ward["asset"],
+        floor=ward["floor"],
+        last_seen_at=pipeline._moment(START),
+        presence=Presence.MISSING,
+    )
+    heard_without_a_position(ward, {"seen_ts": START}, START + 3600)
+    location = AssetLocation.objects.get(asset=ward["asset"])
+    assert location.presence == Presence.PRESENT
+    assert location.last_seen_at.timestamp() == START + 3600
 
 
 def test_readings_of_unregistered_tags_are_counted_not_localized(ward):
