@@ -57,7 +57,7 @@ def rows(sql: str, params: list) -> list[tuple]:
 
 def execute(sql: str, params: list) -> None:
     """Run a statement that returns no rows on `cursor()`; inside `pipelined()` it is only
-    queued, and its error (if any) is raised by the next `rows()` or at the block's end."""
+    sent, and its error (if any) is raised by a later statement of the block or at its end."""
     with cursor() as prepared_cursor:
         prepared_cursor.execute(sql, params)
 

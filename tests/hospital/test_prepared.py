@@ -3,6 +3,7 @@ while behaving towards the rest of the code like Django's own cursors. Real Post
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -74,20 +75,24 @@ def test_writes_in_a_pipeline_are_all_there_for_a_read_in_it_and_after_it(scratc
     assert run("SELECT n FROM wardwise_scratch ORDER BY n", []) == [(2,), (3,)]
 
 
-def write_a_duplicate_in_a_pipeline(progress: list) -> None:
+def test_the_block_runs_in_psycopgs_pipeline_mode(scratch):
+    with transaction.atomic(), prepared.pipelined():
+        insert(1)
+        assert connection.connection.info.pipeline_status == psycopg.pq.PipelineStatus.ON
+    assert connection.connection.info.pipeline_status == psycopg.pq.PipelineStatus.OFF
+
+
+def test_a_failing_write_in_a_pipeline_raises_djangos_error_and_rolls_the_block_back(scratch):
+    """A statement does not wait for the answer to the one before, so a failure is raised by a
+    later statement or at the block's end; either way as Django's error, and the transaction
+    rolls back as a whole."""
+    with pytest.raises(DatabaseError, match="duplicate key"):
+        write_a_duplicate_in_a_pipeline()
+    assert count() == 0
+
+
+def write_a_duplicate_in_a_pipeline() -> None:
     with transaction.atomic(), prepared.pipelined():
         insert(1)
         insert(1)
         insert(2)
-        progress.append("end of the block")  # no statement waited for the duplicate's answer
-
-
-def test_a_pipeline_sends_its_writes_without_waiting_and_a_failure_raises_at_its_end(scratch):
-    """The point of the pipeline: a statement does not wait for the answer to the one before,
-    so a failed write is only known when the block syncs; it is Django's error then, and the
-    transaction rolls back as a whole."""
-    progress = []
-    with pytest.raises(DatabaseError, match="duplicate key"):
-        write_a_duplicate_in_a_pipeline(progress)
-    assert progress == ["end of the block"]
-    assert count() == 0
