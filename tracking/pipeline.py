@@ -264,7 +264,9 @@ def has_held(shard: int) -> bool:
     return orjson.loads(bus.client().get(HELD_KEY.format(shard)) or b"[]") != []
 
 
-def _process_chunk(shard: int, now: float, on_persisted=None) -> ShardReport:
+def _process_chunk(
+    shard: int, now: float, on_persisted: Callable[[list[dict]], None] | None = None
+) -> ShardReport:
     client = bus.client()
     report = ShardReport()
     cursor, held, max_ts, generation = client.mget(
