@@ -124,9 +124,11 @@ def insert_samples(rows: list[tuple]) -> None:
 def write_stays(zone_changes: list[tuple[int, datetime, int | None]]) -> None:
     """Apply zone changes (asset, moment, new zone or None), in order per asset: each closes the
     asset's open stay in another zone at that moment and opens one in the new zone unless an open
-    stay there exists. On PostgreSQL the n-th changes of all assets go in one pair of statements,
-    so a chunk costs two statements per round, not queries per asset; the rounds keep each
-    asset's changes in order."""
+    stay there exists. A change no later than the asset's newest stay event (its newest stay's
+    entry, or its exit) is one already applied, by a chunk now replayed: it is skipped, so a
+    replay of several changes cannot close the stays it opened. On PostgreSQL the n-th changes
+    of all assets go in one pair of statements, so a chunk costs two statements per round, not
+    queries per asset; the rounds keep each asset's changes in order."""
     if not set_based():
         for asset_id, moment, zone_id in zone_changes:
             _change_zone(asset_id, moment, zone_id)
@@ -140,12 +142,20 @@ def write_stays(zone_changes: list[tuple[int, datetime, int | None]]) -> None:
             rounds.append([])
         rounds[position].append(change)
     stays = prepared.table(ZoneStay)
+    # The newest stay holds the asset's newest event; the exit a round's own UPDATE has just
+    # written (at the change's moment) must not stop its INSERT, hence > there.
+    newest = (
+        f"SELECT 1 FROM (SELECT n.entered_at, n.left_at FROM {stays} AS n "  # noqa: S608  # nosec B608
+        "WHERE n.asset_id = v.asset_id ORDER BY n.entered_at DESC LIMIT 1) AS newest "
+    )
     for changes in rounds:
         prepared.execute(
             f"UPDATE {stays} AS s SET left_at = v.moment "  # noqa: S608  # nosec B608
             f"FROM {_unnest(CLOSING_TYPES)} AS v(asset_id, moment, zone_id) "
             "WHERE s.asset_id = v.asset_id AND s.left_at IS NULL "
-            "AND s.zone_id IS DISTINCT FROM v.zone_id",
+            "AND s.zone_id IS DISTINCT FROM v.zone_id "
+            f"AND NOT EXISTS ({newest}WHERE newest.entered_at >= v.moment "
+            "OR newest.left_at >= v.moment)",
             _columns(changes, CLOSING_TYPES),
         )
         opened = [
@@ -159,12 +169,19 @@ def write_stays(zone_changes: list[tuple[int, datetime, int | None]]) -> None:
                 "SELECT v.asset_id, v.zone_id, v.entered_at, NULL "
                 f"FROM {_unnest(OPENING_TYPES)} AS v(asset_id, zone_id, entered_at) "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {stays} AS s WHERE s.asset_id = v.asset_id "
-                "AND s.left_at IS NULL AND s.zone_id = v.zone_id)",
+                "AND s.left_at IS NULL AND s.zone_id = v.zone_id) "
+                f"AND NOT EXISTS ({newest}WHERE newest.entered_at >= v.entered_at "
+                "OR newest.left_at > v.entered_at)",
                 _columns(opened, OPENING_TYPES),
             )
 
 
 def _change_zone(asset_id: int, moment: datetime, zone_id: int | None) -> None:
+    newest = ZoneStay.objects.filter(asset_id=asset_id).order_by("-entered_at").first()
+    if newest is not None and (
+        newest.entered_at >= moment or (newest.left_at is not None and newest.left_at >= moment)
+    ):
+        return  # applied already (write_stays)
     ZoneStay.objects.filter(asset_id=asset_id, left_at__isnull=True).exclude(
         zone_id=zone_id
     ).update(left_at=moment)

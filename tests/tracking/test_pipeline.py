@@ -249,6 +249,36 @@ def test_reprocessing_a_chunk_after_a_crash_writes_nothing_twice(ward, monkeypat
     assert ZoneStay.objects.filter(asset=ward["asset"]).count() == 1
 
 
+def stays_of(asset):
+    return list(
+        ZoneStay.objects.filter(asset=asset)
+        .order_by("entered_at")
+        .values_list("zone_id", "entered_at", "left_at")
+    )
+
+
+def test_replaying_a_chunk_in_which_a_tag_changed_rooms_twice_leaves_its_stays_alone(
+    ward, monkeypatch
+):
+    """West, east, west again in one chunk; the worker dies before the Redis commit and the
+    chunk is replayed from the first change on: the stays must read as they did."""
+    publish(hear(ward["tag"], START, 30, "w", "e"), received_at=START + 140)
+    publish(hear(ward["tag"], START + 30, 50, "e", "w"), received_at=START + 140)
+    publish(hear(ward["tag"], START + 80, 50, "w", "e"), received_at=START + 140)
+
+    def crash_before_redis_commit(*args, **kwargs):
+        raise ConnectionError("worker killed between the database and the Redis commit")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "_commit_chunk", crash_before_redis_commit)
+        with pytest.raises(ConnectionError):
+            process_all(now=START + 200)
+    stays = stays_of(ward["asset"])
+    assert [zone for zone, _, _ in stays] == [ward["west"].pk, ward["east"].pk, ward["west"].pk]
+    process_all(now=START + 200)
+    assert stays_of(ward["asset"]) == stays
+
+
 def test_the_safety_net_picks_up_readings_a_dead_worker_left_held(ward, monkeypatch):
     from tracking import tasks
 

@@ -137,6 +137,44 @@ def test_several_changes_of_one_asset_in_a_chunk_are_applied_in_order(path):
     assert stays(settled) == [(lab.pk, T0, at[0]), (ward.pk, at[0], None)]
 
 
+def test_a_replayed_chunk_of_zone_changes_leaves_the_stays_as_they_were(path):
+    """Replayed from its first change, a chunk meets the stays it wrote: every change is at or
+    before the asset's newest stay event, so none is applied twice."""
+    floor = FloorFactory()
+    ward, corridor, lab = (ZoneFactory(floor=floor) for _ in range(3))
+    asset = AssetFactory()
+    ZoneStayFactory(asset=asset, zone=ward, entered_at=T0, left_at=None)
+    at = [T0 + timedelta(seconds=10 * n) for n in range(1, 5)]
+    chunk = [
+        (asset.pk, at[0], corridor.pk),
+        (asset.pk, at[1], lab.pk),
+        (asset.pk, at[2], None),
+        (asset.pk, at[3], ward.pk),
+    ]
+
+    def stays():
+        rows = ZoneStay.objects.filter(asset=asset).order_by("entered_at", "zone_id")
+        return list(rows.values_list("zone_id", "entered_at", "left_at"))
+
+    store.write_stays(chunk)
+    written = stays()
+    assert written == [
+        (ward.pk, T0, at[0]),
+        (corridor.pk, at[0], at[1]),
+        (lab.pk, at[1], at[2]),
+        (ward.pk, at[3], None),
+    ]
+    store.write_stays(chunk)
+    assert stays() == written
+    store.write_stays(chunk[2:])  # a replay from a later chunk boundary
+    assert stays() == written
+    store.write_stays([(asset.pk, at[3] + timedelta(seconds=5), lab.pk)])  # a new change
+    assert stays()[-2:] == [
+        (ward.pk, at[3], at[3] + timedelta(seconds=5)),
+        (lab.pk, at[3] + timedelta(seconds=5), None),
+    ]
+
+
 def test_last_seen_only_moves_forward(path):
     location = AssetLocationFactory(last_seen_at=T0, presence=Presence.MISSING)
     older = AssetLocationFactory(last_seen_at=T0, presence=Presence.MISSING)
