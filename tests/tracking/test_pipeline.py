@@ -232,16 +232,21 @@ def test_moving_to_the_next_room_closes_one_stay_and_opens_another(ward):
     assert zones[-1] == ward["east"].pk
 
 
-def test_reprocessing_a_chunk_after_a_crash_writes_nothing_twice(ward, monkeypatch):
-    publish(hear(ward["tag"], START, 30, "w", "e"), received_at=START + 30)
+def crash_before_the_redis_commit(monkeypatch, now):
+    """Drain everything, the worker dying after each chunk's database commit."""
 
-    def crash_before_redis_commit(*args, **kwargs):
+    def crash(*args, **kwargs):
         raise ConnectionError("worker killed between the database and the Redis commit")
 
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline, "_commit_chunk", crash_before_redis_commit)
+        patch.setattr(pipeline, "_commit_chunk", crash)
         with pytest.raises(ConnectionError):
-            process_all(now=START + 60)
+            process_all(now=now)
+
+
+def test_reprocessing_a_chunk_after_a_crash_writes_nothing_twice(ward, monkeypatch):
+    publish(hear(ward["tag"], START, 30, "w", "e"), received_at=START + 30)
+    crash_before_the_redis_commit(monkeypatch, now=START + 60)
     rows_after_crash = PositionSample.objects.count()
     assert rows_after_crash > 0
     process_all(now=START + 60)
@@ -265,14 +270,7 @@ def test_replaying_a_chunk_in_which_a_tag_changed_rooms_twice_leaves_its_stays_a
     publish(hear(ward["tag"], START, 30, "w", "e"), received_at=START + 140)
     publish(hear(ward["tag"], START + 30, 50, "e", "w"), received_at=START + 140)
     publish(hear(ward["tag"], START + 80, 50, "w", "e"), received_at=START + 140)
-
-    def crash_before_redis_commit(*args, **kwargs):
-        raise ConnectionError("worker killed between the database and the Redis commit")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(pipeline, "_commit_chunk", crash_before_redis_commit)
-        with pytest.raises(ConnectionError):
-            process_all(now=START + 200)
+    crash_before_the_redis_commit(monkeypatch, now=START + 200)
     stays = stays_of(ward["asset"])
     assert [zone for zone, _, _ in stays] == [ward["west"].pk, ward["east"].pk, ward["west"].pk]
     process_all(now=START + 200)

@@ -9,6 +9,7 @@ import pytest
 from conftest import model_rssi, readings_for
 
 from tracking.localization import EngineConfig, LocalizationEngine, Reading
+from tracking.localization.engine import PACKED_STATE_VERSION, PackedState
 from tracking.localization.model import ScannerSpec
 
 TAG = "mac:AA:BB:CC:DD:EE:01"
@@ -163,6 +164,21 @@ def test_a_state_packed_before_the_site_changed_is_read_through_the_old_layout(t
     by_name.import_state(TAG, json.loads(json.dumps(engine.export_state(TAG))))
     assert edited.export_state(TAG) == by_name.export_state(TAG)
     assert set(edited.export_state(TAG)["rssi"]) == {"sa", "sb"}
+
+
+def test_a_packed_state_lists_its_fields_in_packed_states_order(two_floors):
+    engine = LocalizationEngine(two_floors, EngineConfig(quiet_solve_max_s=6.0))
+    run(engine, readings_for(two_floors, TAG, 4.0, 3.0, "L2", 20, noise=_jitter))
+    state = engine.tags[TAG]
+    fields = PackedState(*engine.export_packed(TAG))
+    assert (fields.version, fields.layout_key) == (PACKED_STATE_VERSION, engine.layout_key)
+    for name in PackedState._fields[2:]:
+        if name in ("zone_posterior", "rssi", "solved_rssi"):
+            continue
+        assert getattr(fields, name) == getattr(state, name), name
+    assert dict(fields.zone_posterior) == state.zone_posterior
+    assert {index: values for index, *values in fields.rssi} == state.rssi
+    assert dict(fields.solved_rssi) == state.solved_rssi
 
 
 def test_a_packed_state_of_another_version_is_refused():
