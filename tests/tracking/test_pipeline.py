@@ -233,7 +233,7 @@ def test_moving_to_the_next_room_closes_one_stay_and_opens_another(ward):
 
 
 def crash_before_the_redis_commit(monkeypatch, now):
-    """Drain everything, the worker dying after each chunk's database commit."""
+    """Drain the shards; the worker dies after its first chunk's database commit."""
 
     def crash(*args, **kwargs):
         raise ConnectionError("worker killed between the database and the Redis commit")
