@@ -102,7 +102,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=int, help="readings/s offered (default: the targets)")
     parser.add_argument("--duration", type=float, default=180.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=15.0, help="unmeasured seconds first")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=40.0,
+        help="unmeasured seconds first: the shards learn their late allowance over the first "
+        "WARDWISE_LATE_ALLOWANCE_WINDOW_S (30 s) and hold for the maximum until then",
+    )
     parser.add_argument("--drain", type=float, default=30.0, help="max seconds to drain")
     parser.add_argument("--find-max", action="store_true", help="step rates until one fails")
     parser.add_argument("--quick", action="store_true", help="20 s smoke run at 2,000/s")
@@ -483,11 +489,13 @@ class Monitor:
             "accepted": totals.get("readings_accepted_total", 0.0),
             "processed": totals.get("readings_processed_total", 0.0),
             "dropped": totals.get("dropped_late", 0.0) + totals.get("dropped_unknown_tag", 0.0),
+            "dropped_late": totals.get("dropped_late", 0.0),
             "positions": totals.get("positions_total", 0.0),
             "cursor_lag_s": cursor_lag_s(self.client, self.shards),
             "processing_lag_s": gauges.get("processing_lag_seconds", 0.0),
             "wait_buckets": bucket_counts(counters, "reading_wait_seconds"),
             "drain_buckets": bucket_counts(counters, "drain_seconds"),
+            "hold_buckets": bucket_counts(counters, "late_allowance_seconds"),
         }
         row["backlog"] = row["accepted"] - row["processed"] - row["dropped"]
         self.sampler.sample()
@@ -645,6 +653,9 @@ def summarize(rate, args, window, monitor, generator, watchers, final, held) -> 
         "accepted_by_gateways_per_s": round(sent["accepted"] / args.duration, 1),
         "processed_per_s": round(processed_rate, 1),
         "positions_per_s": round((last["positions"] - first["positions"]) / elapsed, 1),
+        "dropped_late_per_s": round(
+            (last.get("dropped_late", 0.0) - first.get("dropped_late", 0.0)) / elapsed, 1
+        ),
         "backlog_start": round(first["backlog"]),
         "backlog_end": round(backlog_end),
         "backlog_growth_per_s": round(growth, 1),
@@ -665,6 +676,11 @@ def summarize(rate, args, window, monitor, generator, watchers, final, held) -> 
         ),
         "drain_s": bucket_quantiles(
             first["drain_buckets"], last["drain_buckets"], HISTOGRAM_BUCKETS["drain_seconds"]
+        ),
+        "late_allowance_s": bucket_quantiles(
+            first["hold_buckets"],
+            last["hold_buckets"],
+            HISTOGRAM_BUCKETS["late_allowance_seconds"],
         ),
         "websocket": {**watchers.get("stats", {}), "errors": watchers.get("errors", [])},
         "end": {
@@ -770,6 +786,7 @@ def run(args: argparse.Namespace) -> dict:
             "links_per_tag": LINKS_PER_TAG,
             "shards": settings.WARDWISE["SHARDS"],
             "late_allowance_s": settings.WARDWISE["LATE_ALLOWANCE_S"],
+            "late_allowance_min_s": settings.WARDWISE["LATE_ALLOWANCE_MIN_S"],
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "env": args.env,
@@ -800,11 +817,17 @@ def print_result(result: dict) -> None:
 def wait_text(result: dict) -> str:
     """The workers' side of the latency, from their histograms (older results have none)."""
     wait, drain = result.get("worker_wait_s", {}), result.get("drain_s", {})
-    return (
+    hold = result.get("late_allowance_s", {})
+    text = (
         f"receipt-to-worker p50/p95/p99 {wait.get('p50')}/{wait.get('p95')}/{wait.get('p99')} s, "
         f"{drain.get('count', 0) / max(result['window_s'], 1e-9):.1f} drains/s taking "
         f"p50/p99 {drain.get('p50')}/{drain.get('p99')} s"
     )
+    if hold.get("count"):
+        text += f", late allowance p50/p99 {hold.get('p50')}/{hold.get('p99')} s"
+    if "dropped_late_per_s" in result:
+        text += f", dropped as late {result['dropped_late_per_s']}/s"
+    return text
 
 
 def markdown(all_results: dict) -> str:

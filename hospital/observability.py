@@ -66,6 +66,11 @@ METRICS: dict[str, tuple[str, str]] = {
         "plus the wait for its shard's next drain.",
     ),
     "drain_seconds": ("histogram", "Wall time of one drain of a shard by a worker."),
+    "late_allowance_seconds": (
+        "histogram",
+        "How far behind a shard's newest event time its readings were released, per drain: "
+        "learned from how late they arrive (tracking/lateness.py).",
+    ),
 }
 
 #: Upper bounds (seconds) of each histogram's buckets; +Inf is implied. Stored as counters per
@@ -73,6 +78,7 @@ METRICS: dict[str, tuple[str, str]] = {
 HISTOGRAM_BUCKETS: dict[str, tuple[float, ...]] = {
     "reading_wait_seconds": (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0),
     "drain_seconds": (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    "late_allowance_seconds": (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0),
 }
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum")
 

@@ -373,9 +373,14 @@ WARDWISE = {
     # this is refused whole (503 + Retry-After; the gateway keeps it), so the backlog stays
     # bounded and nothing answered 202 is trimmed unprocessed (docs/pipeline.md). 0: off.
     "MAX_BACKLOG_S": env_float("WARDWISE_MAX_BACKLOG_S", 60.0),
-    # Readings are held back this long in event time so slow scanners' readings of the same
-    # moment still arrive in order; a reading waits at most HOLD_MAX_S of wall time.
+    # Readings are held back in event time so slow scanners' readings of the same moment still
+    # arrive in order: each shard holds them as long as its readings were seen to arrive late
+    # over the last LATE_ALLOWANCE_WINDOW_S (times 1.5, plus 0.05 s), at least
+    # LATE_ALLOWANCE_MIN_S and at most LATE_ALLOWANCE_S (tracking/lateness.py; MIN equal to the
+    # maximum: a fixed hold). A reading waits at most HOLD_MAX_S of wall time.
     "LATE_ALLOWANCE_S": env_float("WARDWISE_LATE_ALLOWANCE_S", 0.5),
+    "LATE_ALLOWANCE_MIN_S": env_float("WARDWISE_LATE_ALLOWANCE_MIN_S", 0.1),
+    "LATE_ALLOWANCE_WINDOW_S": env_float("WARDWISE_LATE_ALLOWANCE_WINDOW_S", 30.0),
     "HOLD_MAX_S": env_float("WARDWISE_HOLD_MAX_S", 1.5),
     # Ingestion limits: readings per batch, body size, clock skew, age, requests per second.
     "MAX_BATCH_READINGS": env_int("WARDWISE_MAX_BATCH_READINGS", 5000),

@@ -32,6 +32,7 @@ from hospital.models import Floor, Zone
 from hospital.site_loader import export_site_document
 from integrations import events
 from tracking import bus, confidence, quality, store
+from tracking.lateness import HoldPolicy, LatenessWindow
 from tracking.localization import EngineConfig, LocalizationEngine, Reading, SiteSpec
 from tracking.models import (
     Asset,
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 CURSOR_KEY = bus.CURSOR_KEY  # the admission check reads it too
 HELD_KEY = "ww:held:{}"
 MAX_TS_KEY = "ww:maxts:{}"
+#: The shard's lateness window (tracking.lateness): how late its readings arrive, so how long
+#: they are held.
+LATENESS_KEY = "ww:lateness:{}"
 STATE_KEY = "ww:state:{}"
 GENERATION_KEY = "ww:generation:{}"
 #: What the indexes of packed tag states refer to (LocalizationEngine.layout), per layout key:
@@ -59,6 +63,7 @@ SHARD_KEYS = (
     CURSOR_KEY,
     HELD_KEY,
     MAX_TS_KEY,
+    LATENESS_KEY,
     STATE_KEY,
     GENERATION_KEY,
 )
@@ -156,6 +161,8 @@ class ShardReport:
     entries: int = 0
     applied: int = 0
     held: int = 0
+    #: how far behind the newest event time readings were released (tracking.lateness)
+    hold_s: float | None = None
     late: int = 0
     unknown_tag: int = 0
     estimates: int = 0
@@ -189,6 +196,7 @@ def process_shard(
             for name in ("entries", "applied", "late", "unknown_tag", "estimates"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
             total.held = report.held
+            total.hold_s = report.hold_s
             if report.newest_receipt is not None:
                 total.newest_receipt = report.newest_receipt
             total.updates.extend(report.updates)
@@ -219,6 +227,8 @@ def finish_drain(shard: int, report: ShardReport, requeue_held: bool = True) -> 
     observability.queue_observe(pipe, "reading_wait_seconds", report.reading_waits)
     if report.drain_s is not None:
         observability.queue_observe(pipe, "drain_seconds", [report.drain_s])
+    if report.hold_s is not None:
+        observability.queue_observe(pipe, "late_allowance_seconds", [report.hold_s])
     bus.queue_after_drain(pipe, shard, held=requeue_held and report.held > 0)
     *metrics, next_drain = pipe.execute(raise_on_error=False)
     if any(isinstance(reply, Exception) for reply in metrics):
@@ -264,16 +274,35 @@ def has_held(shard: int) -> bool:
     return orjson.loads(bus.client().get(HELD_KEY.format(shard)) or b"[]") != []
 
 
+def hold_policy() -> HoldPolicy:
+    config = settings.WARDWISE
+    return HoldPolicy(
+        ceiling_s=config["LATE_ALLOWANCE_S"],
+        floor_s=min(config["LATE_ALLOWANCE_MIN_S"], config["LATE_ALLOWANCE_S"]),
+        window_s=config["LATE_ALLOWANCE_WINDOW_S"],
+    )
+
+
+def lateness_window(raw: bytes | None) -> LatenessWindow:
+    if not raw:
+        return LatenessWindow()
+    try:
+        return LatenessWindow.from_json(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return LatenessWindow()
+
+
 def _process_chunk(
     shard: int, now: float, on_persisted: Callable[[list[dict]], None] | None = None
 ) -> ShardReport:
     client = bus.client()
     report = ShardReport()
-    cursor, held, max_ts, generation = client.mget(
+    cursor, held, max_ts, generation, lateness = client.mget(
         CURSOR_KEY.format(shard),
         HELD_KEY.format(shard),
         MAX_TS_KEY.format(shard),
         GENERATION_KEY.format(shard),
+        LATENESS_KEY.format(shard),
     )
     cursor = cursor or b"0-0"
     entries = client.xrange(
@@ -284,16 +313,23 @@ def _process_chunk(
     if not entries and not held:
         return report
     max_ts = float(max_ts or 0.0)
+    policy = hold_policy()
+    window = lateness_window(lateness)
     for entry_id, fields in entries:
         cursor = entry_id
         scanner = fields[b"s"].decode()
         received_at = float(fields[b"t"])
+        frontier = min(max_ts, received_at)
+        oldest = math.inf
         for ts, tag, rssi, battery in orjson.loads(fields[b"r"]):
             held.append([ts, scanner, tag, rssi, battery, received_at])
+            oldest = min(oldest, ts)
             max_ts = max(max_ts, ts)
+        if frontier > 0.0 and oldest != math.inf:
+            window.observe(now, frontier - oldest, policy)
 
-    allowance = settings.WARDWISE["LATE_ALLOWANCE_S"]
-    watermark = min(max_ts, now) - allowance
+    report.hold_s = window.hold_s(now, policy)
+    watermark = min(max_ts, now) - report.hold_s
     oldest_arrival = now - settings.WARDWISE["HOLD_MAX_S"]
     released = [r for r in held if r[0] <= watermark or r[5] <= oldest_arrival]
     still_held = [r for r in held if not (r[0] <= watermark or r[5] <= oldest_arrival)]
@@ -325,6 +361,7 @@ def _process_chunk(
             cursor,
             still_held,
             max_ts,
+            window,
             runtime,
         )
     except BaseException:
@@ -395,7 +432,14 @@ def _dumps(value) -> bytes:
 
 
 def _commit_chunk(
-    client, shard: int, states: dict, cursor, held: list, max_ts: float, runtime: SiteRuntime
+    client,
+    shard: int,
+    states: dict,
+    cursor,
+    held: list,
+    max_ts: float,
+    window: LatenessWindow,
+    runtime: SiteRuntime,
 ) -> None:
     """Tag states, cursor and held readings move forward together, or not at all; the new
     generation tells this process next time that its in-memory states are still current."""
@@ -412,6 +456,7 @@ def _commit_chunk(
     pipe.set(CURSOR_KEY.format(shard), cursor)
     pipe.set(HELD_KEY.format(shard), _dumps(held))
     pipe.set(MAX_TS_KEY.format(shard), repr(max_ts))
+    pipe.set(LATENESS_KEY.format(shard), _dumps(window.to_json()))
     pipe.set(GENERATION_KEY.format(shard), generation)
     pipe.execute()
     runtime.layout_saved = True

@@ -48,7 +48,10 @@ def process_shard(self, shard: int) -> None:
     if next_drain is bus.NextDrain.NOW:
         queue_claimed(shard)
     elif next_drain is bus.NextDrain.AFTER_ALLOWANCE:
-        process_shard.apply_async((shard,), countdown=settings.WARDWISE["LATE_ALLOWANCE_S"])
+        hold_s = report.hold_s
+        if hold_s is None:
+            hold_s = settings.WARDWISE["LATE_ALLOWANCE_S"]
+        process_shard.apply_async((shard,), countdown=hold_s)
 
 
 def schedule(shard: int) -> None:

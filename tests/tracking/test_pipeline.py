@@ -516,3 +516,82 @@ def test_a_retired_shard_is_not_deleted_while_it_has_work_or_an_owner(ward, redi
 def test_shards_within_the_count_are_never_retired(ward, redis_bus):
     publish(hear(ward["tag"], START, 2, "w", "e"), received_at=START + 2)
     assert bus.retired_shards() == []
+
+
+# -- the late allowance each shard learns from how late its readings arrive ------------------
+
+
+@pytest.fixture
+def learning(ward, settings):
+    settings.WARDWISE = {
+        **settings.WARDWISE,
+        "LATE_ALLOWANCE_S": 2.0,
+        "LATE_ALLOWANCE_MIN_S": 0.1,
+        "LATE_ALLOWANCE_WINDOW_S": 30.0,
+    }
+    return ward
+
+
+def prompt_traffic(ward, start, seconds):
+    """The pump heard every half second by its room's scanner, each reading posted the moment
+    it was heard and drained at once; returns the last drain's report."""
+    shard = bus.shard_of(ward["tag"])
+    for i in range(int(seconds * 2)):
+        ts = start + i * 0.5
+        publish([("w", RssiReading(ts, ward["tag"], -55.0))], received_at=ts)
+        report = pipeline.process_shard(shard, now=ts)
+    return report
+
+
+def test_a_new_shard_holds_readings_for_the_whole_allowance(learning):
+    report = prompt_traffic(learning, START, 10)
+    assert report.hold_s == 2.0
+    assert report.held == 4  # the last two seconds' readings
+
+
+def test_a_shard_whose_scanners_post_promptly_releases_readings_sooner(learning):
+    prompt_traffic(learning, START, 40)
+    shard = bus.shard_of(learning["tag"])
+    reload_states()  # what was learnt is in Redis, not only in this process
+    publish([("w", RssiReading(START + 40.0, learning["tag"], -55.0))], received_at=START + 40)
+    publish([("e", RssiReading(START + 40.3, learning["tag"], -80.0))], received_at=START + 40.3)
+    report = pipeline.process_shard(shard, now=START + 40.3)
+    assert report.hold_s == pytest.approx(0.1)
+    assert report.held == 1  # only the reading of the last 0.1 s waits
+    assert stored_state(learning["tag"])[0] is not None
+
+
+def test_a_late_arrival_lengthens_the_hold_at_once_so_the_next_such_is_applied_in_order(
+    learning,
+):
+    prompt_traffic(learning, START, 40)  # learnt: everything arrives at once, hold 0.1 s
+    shard = bus.shard_of(learning["tag"])
+    tag = learning["tag"]
+    publish([("w", RssiReading(START + 40.0, tag, -55.0))], received_at=START + 40.0)
+    publish([("e", RssiReading(START + 39.2, tag, -80.0))], received_at=START + 40.0)  # 0.8 s
+    reports = [pipeline.process_shard(shard, now=START + 40.0)]
+    assert reports[0].hold_s == pytest.approx(0.8 * 1.5 + 0.05)
+    publish([("w", RssiReading(START + 41.0, tag, -55.0))], received_at=START + 41.0)
+    reports.append(pipeline.process_shard(shard, now=START + 41.0))
+    publish([("e", RssiReading(START + 39.9, tag, -80.0))], received_at=START + 41.2)  # 1.1 s
+    reports.append(pipeline.process_shard(shard, now=START + 41.2))
+    reports.append(pipeline.process_shard(shard, now=START + 50.0))
+    assert sum(r.late for r in reports) == 0  # with a 0.1 s hold, 39.9 came after 40.0: late
+    assert sum(r.applied for r in reports) == 4 + 1  # and the one held since the prompt traffic
+
+
+def test_with_the_minimum_at_the_allowance_the_hold_is_fixed(learning, settings):
+    settings.WARDWISE = {**settings.WARDWISE, "LATE_ALLOWANCE_MIN_S": 2.0}
+    report = prompt_traffic(learning, START, 40)
+    assert report.hold_s == 2.0
+    assert report.held == 4
+
+
+def test_every_drain_records_its_hold(learning, isolated_metrics):
+    from hospital import observability
+
+    report = prompt_traffic(learning, START, 2)
+    pipeline.finish_drain(bus.shard_of(learning["tag"]), report)
+    counters, _ = observability.read_shared()
+    assert counters['late_allowance_seconds_bucket|{"le": "2.0"}'] == 1
+    assert counters["late_allowance_seconds_sum"] == 2.0

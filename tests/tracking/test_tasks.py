@@ -77,3 +77,21 @@ def test_with_the_collector_turned_off_nothing_is_frozen_or_logged(
         tasks.warm_up_engine()
     assert tuned == [None]
     assert "garbage collector" not in caplog.text
+
+
+@pytest.mark.parametrize(("hold_s", "countdown"), [(0.15, 0.15), (None, 0.5)])
+def test_a_shard_left_with_held_readings_is_drained_again_after_its_own_hold(
+    monkeypatch, settings, hold_s, countdown
+):
+    settings.WARDWISE = {**settings.WARDWISE, "LATE_ALLOWANCE_S": 0.5}
+    report = pipeline.ShardReport(applied=3, held=2, hold_s=hold_s)
+    monkeypatch.setattr(pipeline, "process_shard", lambda shard, on_persisted: report)
+    monkeypatch.setattr(
+        pipeline, "finish_drain", lambda *args, **kwargs: tasks.bus.NextDrain.AFTER_ALLOWANCE
+    )
+    queued = []
+    monkeypatch.setattr(
+        tasks.process_shard, "apply_async", lambda args, countdown: queued.append((args, countdown))
+    )
+    tasks.process_shard(5)
+    assert queued == [((5,), countdown)]
