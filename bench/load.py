@@ -118,6 +118,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rooms-per-side", type=int, default=25)
     parser.add_argument("--tags", type=int, default=10_000)
     parser.add_argument("--watch-floors", type=int, default=2, help="websocket clients")
+    parser.add_argument(
+        "--heard-spread",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="each reading was heard at a random moment of the S seconds before its batch was "
+        "sent, as by a gateway that batches (the agent's default: 1); 0: posted as heard",
+    )
     parser.add_argument("--label", help="key of this run in load.json (default from options)")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the stack")
     args = parser.parse_args(argv)
@@ -532,6 +540,7 @@ def run_step(stack: Stack, monitor: Monitor, prepared: dict, rate: int, args) ->
         "scanners": prepared["scanners"],
         "links": prepared["links"],
         "link_probability": min(1.0, rate / pairs),
+        "heard_spread_s": args.heard_spread,
     }
     watch_config = {
         **common,
@@ -787,6 +796,7 @@ def run(args: argparse.Namespace) -> dict:
             "shards": settings.WARDWISE["SHARDS"],
             "late_allowance_s": settings.WARDWISE["LATE_ALLOWANCE_S"],
             "late_allowance_min_s": settings.WARDWISE["LATE_ALLOWANCE_MIN_S"],
+            "heard_spread_s": args.heard_spread,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "env": args.env,
@@ -848,6 +858,11 @@ def markdown(all_results: dict) -> str:
             f"{config['scanners']} scanners, {config['shards']} shards, "
             f"{config['duration_s']:.0f} s measured"
             + (f", env {config['env']}" if config["env"] else "")
+            + (
+                f", readings heard up to {config['heard_spread_s']} s before their batch was sent"
+                if config.get("heard_spread_s")
+                else ""
+            )
             + ".",
             "",
             "| offered/s | accepted/s | processed/s | positions/s | backlog growth/s | "

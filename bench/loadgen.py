@@ -10,6 +10,8 @@ RSSI from the log-distance model `-59 - 20 log10(d) - 4.5 dB per wall-ish room c
 fixed per-link offset (shadowing, sigma 3 dB), and per reading Gaussian noise (sigma 4 dB),
 rounded to integer dBm as gateways report it. Each link is heard in a given second with the
 probability that makes the total the target rate, so batches vary in size as real ones do.
+Readings are stamped with the batch's send time (posted as heard, like ESPresense), or with
+`heard_spread_s` at a random moment of that many seconds before it (a gateway that batches).
 """
 
 from __future__ import annotations
@@ -100,6 +102,20 @@ def retry_after_s(value: str | None) -> float | None:
         return None
 
 
+def batch_body(batch_id: str, tags, rssi, now: float, spread: float, rng) -> str:
+    """A batch as the agent posts it. Readings are stamped `now` (posted as heard), or with
+    `spread` at a random moment of the `spread` seconds before `now`, in epoch seconds."""
+    if spread > 0:
+        stamps = [f"{ts:.3f}" for ts in now - rng.uniform(0.0, spread, len(rssi))]
+    else:
+        stamps = [f'"{iso_ms(now)}"'] * len(rssi)
+    readings = ",".join(
+        f'{{"tag":"{tag}","rssi":{int(value)},"ts":{stamp}}}'
+        for tag, value, stamp in zip(tags, rssi, stamps, strict=True)
+    )
+    return f'{{"batch":"{batch_id}","readings":[{readings}]}}'
+
+
 async def scanner_loop(session, config, serial, token, tag_ids, means, phase, tally, seed):
     """One gateway: a batch every second at its own phase, sent on its own keep-alive
     connection, one request at a time (a real agent waits for the answer, then sends the next)."""
@@ -107,6 +123,7 @@ async def scanner_loop(session, config, serial, token, tag_ids, means, phase, ta
     tags = np.array(tag_ids, dtype=object)
     means = np.array(means, dtype=float)
     probability = config["link_probability"]
+    spread = config.get("heard_spread_s", 0.0)
     url = config["base_url"] + "/api/v1/readings/rssi/"
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     tick = config["start_at"] + phase
@@ -132,13 +149,10 @@ async def scanner_loop(session, config, serial, token, tag_ids, means, phase, ta
             # before Retry-After; the benchmark counts it deferred and does not resend it
             tally.add(now, offered=len(rssi), deferred=len(rssi))
             continue
-        stamp = iso_ms(now)
         sequence += 1
-        readings = ",".join(
-            f'{{"tag":"{tag}","rssi":{int(value)},"ts":"{stamp}"}}'
-            for tag, value in zip(tags[heard], rssi, strict=True)
+        body = batch_body(
+            f"{serial}-{config['run_id']}-{sequence}", tags[heard], rssi, now, spread, rng
         )
-        body = f'{{"batch":"{serial}-{config["run_id"]}-{sequence}","readings":[{readings}]}}'
         sent = len(rssi)
         try:
             async with session.post(url, data=body.encode(), headers=headers) as response:
