@@ -89,8 +89,8 @@ class Sampler:
         result = {}
         for group in self.groups:
             window = [s for s in group.samples if start <= s[0] <= end]
-            if len(window) < 2:
-                continue
+            if len(window) < 2 or not any(s[3] for s in window):
+                continue  # not running then (e.g. a previous step's load generator)
             elapsed = window[-1][0] - window[0][0]
             cpu = (window[-1][1] - window[0][1]) / TICKS / elapsed * 100 if elapsed else 0.0
             result[group.name] = {
